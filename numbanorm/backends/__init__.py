@@ -1,0 +1,1 @@
+"""Array allocation and kernel lookup per device; see ``numbanorm.dispatch``."""

@@ -1,0 +1,1 @@
+"""Differentiable Functions: each one's forward and backward side by side."""

@@ -1,0 +1,44 @@
+"""3-D views of ``(N, C, *spatial)`` arrays for the channel-wise kernels, copying only when the
+strides leave no choice. See ``numbanorm.kernels.cpu.batch_norm`` for the two layouts.
+"""
+
+from math import prod
+from typing import Any
+
+import numpy as np
+
+NCS = "ncs"
+NSC = "nsc"
+
+
+def channel_view(x: Any) -> tuple[Any, str]:
+    """``x`` as ``(N, C, S)`` (contiguous NCHW) or ``(N, S, C)`` (channels-last), and which."""
+    n, c = x.shape[:2]
+    s = prod(x.shape[2:])
+    if s > 1 and x.flags.c_contiguous:
+        return x.reshape(n, c, s), NCS
+    channels_last = np.moveaxis(x, 1, -1)
+    if channels_last.flags.c_contiguous:
+        return channels_last.reshape(n, s, c), NSC
+    return np.ascontiguousarray(x).reshape(n, c, s), NCS
+
+
+def as_layout(a: Any, layout: str) -> Any:
+    """``a`` (shape ``(N, C, *spatial)``) as a contiguous 3-D view in ``layout``."""
+    n, c = a.shape[:2]
+    s = prod(a.shape[2:])
+    if layout == NCS:
+        return np.ascontiguousarray(a).reshape(n, c, s)
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1)).reshape(n, s, c)
+
+
+def empty_in_layout(shape: tuple, dtype: Any, layout: str) -> tuple[Any, Any]:
+    """A new ``(N, C, *spatial)`` array stored in ``layout``, and its 3-D view."""
+    n, c = shape[:2]
+    spatial = tuple(shape[2:])
+    s = prod(spatial)
+    if layout == NCS:
+        out = np.empty(shape, dtype)
+        return out, out.reshape(n, c, s)
+    stored = np.empty((n, *spatial, c), dtype)
+    return np.moveaxis(stored, -1, 1), stored.reshape(n, s, c)

@@ -1,0 +1,61 @@
+"""The one JIT configuration shared by every kernel, read from the environment once.
+
+- ``NUMBANORM_FASTMATH``: ``0`` (off), ``1`` (all LLVM fast-math flags) or a comma-separated set of
+  flags. The default, ``reassoc,contract``, lets LLVM vectorize reductions and fuse multiply-adds
+  while keeping NaN and infinity semantics, which torch users rely on.
+- ``NUMBANORM_CACHE``: cache compiled kernels on disk (default ``1``).
+- ``NUMBANORM_PARALLEL``: run CPU kernels on Numba's thread pool (default ``1``).
+- ``NUMBANORM_THREADS_PER_BLOCK``: CUDA block size (default ``256``).
+
+Numba's own ``NUMBA_NUM_THREADS`` sets the CPU thread count.
+"""
+
+import os
+
+_FASTMATH_FLAGS = frozenset({"nnan", "ninf", "nsz", "arcp", "contract", "afn", "reassoc"})
+
+
+def _env_flag(name: str, default: str) -> bool:
+    value = os.environ.get(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name} must be 0 or 1, got {value!r}")
+
+
+def _fastmath(value: str) -> bool | set[str]:
+    value = value.strip().lower()
+    if value in ("0", "1", "true", "false", "on", "off", "yes", "no", ""):
+        return _env_flag("NUMBANORM_FASTMATH", value)
+    flags = {flag.strip() for flag in value.split(",") if flag.strip()}
+    unknown = flags - _FASTMATH_FLAGS
+    if unknown:
+        raise ValueError(f"NUMBANORM_FASTMATH: unknown flags {sorted(unknown)}")
+    return flags
+
+
+FASTMATH = _fastmath(os.environ.get("NUMBANORM_FASTMATH", "reassoc,contract"))
+CACHE = _env_flag("NUMBANORM_CACHE", "1")
+PARALLEL = _env_flag("NUMBANORM_PARALLEL", "1")
+THREADS_PER_BLOCK = int(os.environ.get("NUMBANORM_THREADS_PER_BLOCK", "256"))
+
+
+def _njit(function, parallel: bool):
+    import numba
+
+    # error_model="numpy" is not a tunable: a zero variance with eps=0 must give inf/NaN as in
+    # torch, not raise ZeroDivisionError.
+    return numba.njit(
+        fastmath=FASTMATH, cache=CACHE, parallel=parallel, error_model="numpy", nogil=True
+    )(function)
+
+
+def cpu_kernel(function):
+    """Compile a function that holds ``prange`` loops, lazily, with the shared CPU configuration."""
+    return _njit(function, PARALLEL)
+
+
+def cpu_helper(function):
+    """Compile a serial function (scalar helpers, kernels that only call other kernels)."""
+    return _njit(function, False)

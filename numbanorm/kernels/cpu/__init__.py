@@ -1,0 +1,22 @@
+"""CPU kernels, ``@njit(parallel=True)``: public API for a user's own ``@njit`` code.
+
+Importing this module imports numba; each kernel compiles on its first call.
+"""
+
+from numbanorm.kernels.cpu.batch_norm import (
+    batch_norm_backward_ncs,
+    batch_norm_backward_nsc,
+    batch_norm_eval_ncs,
+    batch_norm_eval_nsc,
+    batch_norm_train_ncs,
+    batch_norm_train_nsc,
+)
+
+__all__ = [
+    "batch_norm_backward_ncs",
+    "batch_norm_backward_nsc",
+    "batch_norm_eval_ncs",
+    "batch_norm_eval_nsc",
+    "batch_norm_train_ncs",
+    "batch_norm_train_nsc",
+]

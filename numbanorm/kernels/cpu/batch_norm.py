@@ -1,0 +1,294 @@
+"""Channel-wise normalization (BatchNorm) on the CPU: ``@njit(parallel=True)`` kernels.
+
+Every kernel takes the input as a 3-D view in one of two layouts, neither of them a copy of a
+contiguous NCHW or channels-last tensor:
+
+- ``ncs``: shape ``(N, C, S)``, ``S`` the product of the spatial sizes (contiguous NCHW);
+- ``nsc``: shape ``(N, S, C)`` (channels-last, and 2-D ``(N, C)`` input with ``S = 1``).
+
+Any strides are correct; C-contiguous views are fast. Statistics accumulate in float64 whatever
+the input dtype, shifted by the channel's first value so that a large mean offset does not cancel
+the variance away. Arguments that are optional in torch are arrays here: ``weight`` and ``bias``
+are always given (ones and zeros without affine), and an output or running buffer of size 0 is
+neither computed nor updated. ``mean`` and ``invstd`` are float64 ``(C,)`` arrays: written by the
+training forward, read by the backward.
+"""
+
+import numpy as np
+from numba import prange
+
+from numbanorm.kernels.config import cpu_helper, cpu_kernel
+
+# Rows of a channels-last view are summed in chunks of about this many elements, each into its own
+# row of partials. The split depends on the shape only, not on the thread count, so results are
+# the same bits whatever NUMBA_NUM_THREADS is.
+_CHUNK_ELEMENTS = 16384
+_MAX_CHUNKS = 256
+
+
+@cpu_helper
+def _chunk_count(rows, channels):
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(channels, 1))
+    return min((rows + rows_per_chunk - 1) // rows_per_chunk, _MAX_CHUNKS)
+
+
+@cpu_helper
+def _finish_channel(
+    c, s1, s2, shift, count, weight, bias, eps, momentum, running_mean, running_var, mean, invstd
+):
+    """Turn one channel's shifted sums into mean/invstd, update its running stats.
+
+    Returns the float64 ``(scale, offset)`` with ``y = x * scale + offset``.
+    """
+    if count == 0:
+        mean[c] = 0.0
+        invstd[c] = 0.0
+        return 0.0, 0.0
+    delta = s1 / count
+    var = max((s2 - s1 * delta) / count, 0.0)
+    mu = shift + delta
+    inv = 1.0 / np.sqrt(var + eps)
+    mean[c] = mu
+    invstd[c] = inv
+    if running_mean.size > 0:
+        running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mu
+        unbiased = var * count / (count - 1)
+        running_var[c] = (1.0 - momentum) * running_var[c] + momentum * unbiased
+    scale = weight[c] * inv
+    return scale, bias[c] - mu * scale
+
+
+@cpu_kernel
+def batch_norm_train_ncs(
+    x, weight, bias, eps, momentum, running_mean, running_var, y, mean, invstd
+):
+    """Training forward on an ``(N, C, S)`` view: batch statistics, ``y``, running stats.
+
+    One pass per channel: the channel is read once from memory for its statistics and again from
+    cache to normalize it, so a channel of up to a few MB costs one read and one write.
+    """
+    n, channels, s = x.shape
+    count = n * s
+    for c in prange(channels):
+        shift = np.float64(x[0, c, 0]) if count > 0 else 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for i in range(n):
+            for j in range(s):
+                d = np.float64(x[i, c, j]) - shift
+                s1 += d
+                s2 += d * d
+        scale, offset = _finish_channel(
+            c,
+            s1,
+            s2,
+            shift,
+            count,
+            weight,
+            bias,
+            eps,
+            momentum,
+            running_mean,
+            running_var,
+            mean,
+            invstd,
+        )
+        for i in range(n):
+            for j in range(s):
+                y[i, c, j] = np.float64(x[i, c, j]) * scale + offset
+
+
+@cpu_kernel
+def batch_norm_train_nsc(
+    x, weight, bias, eps, momentum, running_mean, running_var, y, mean, invstd
+):
+    """Training forward on an ``(N, S, C)`` view (channels-last), arguments as the ncs kernel.
+
+    Rows are split in chunks; each chunk sums into its own row of partials, merged afterwards.
+    """
+    n, s, channels = x.shape
+    rows = n * s
+    chunks = _chunk_count(rows, channels)
+    shift = np.zeros(channels)
+    if rows > 0:
+        for c in range(channels):
+            shift[c] = x[0, 0, c]
+    part1 = np.zeros((chunks, channels))
+    part2 = np.zeros((chunks, channels))
+    for t in prange(chunks):
+        p1 = part1[t]
+        p2 = part2[t]
+        for r in range(t * rows // chunks, (t + 1) * rows // chunks):
+            i = r // s
+            j = r - i * s
+            for c in range(channels):
+                d = np.float64(x[i, j, c]) - shift[c]
+                p1[c] += d
+                p2[c] += d * d
+    scale = np.empty(channels)
+    offset = np.empty(channels)
+    for c in range(channels):
+        scale[c], offset[c] = _finish_channel(
+            c,
+            part1[:, c].sum(),
+            part2[:, c].sum(),
+            shift[c],
+            rows,
+            weight,
+            bias,
+            eps,
+            momentum,
+            running_mean,
+            running_var,
+            mean,
+            invstd,
+        )
+    _affine_nsc(x, scale, offset, y)
+
+
+@cpu_helper
+def _eval_scale_offset(weight, bias, mean, var, eps):
+    # As torch: invstd = 1/sqrt(var + eps) with no guard, so var + eps == 0 gives inf/NaN.
+    channels = weight.size
+    scale = np.empty(channels)
+    offset = np.empty(channels)
+    for c in range(channels):
+        scale[c] = weight[c] / np.sqrt(np.float64(var[c]) + eps)
+        offset[c] = bias[c] - mean[c] * scale[c]
+    return scale, offset
+
+
+@cpu_kernel
+def _affine_ncs(x, scale, offset, y):
+    n, channels, s = x.shape
+    for t in prange(n * channels):
+        i = t // channels
+        c = t - i * channels
+        a = scale[c]
+        b = offset[c]
+        for j in range(s):
+            y[i, c, j] = np.float64(x[i, c, j]) * a + b
+
+
+@cpu_kernel
+def _affine_nsc(x, scale, offset, y):
+    n, s, channels = x.shape
+    rows = n * s
+    chunks = _chunk_count(rows, channels)
+    for t in prange(chunks):
+        for r in range(t * rows // chunks, (t + 1) * rows // chunks):
+            i = r // s
+            j = r - i * s
+            for c in range(channels):
+                y[i, j, c] = np.float64(x[i, j, c]) * scale[c] + offset[c]
+
+
+@cpu_helper
+def batch_norm_eval_ncs(x, weight, bias, running_mean, running_var, eps, y):
+    """Inference forward on an ``(N, C, S)`` view: ``y = x*scale + offset`` from running stats."""
+    scale, offset = _eval_scale_offset(weight, bias, running_mean, running_var, eps)
+    _affine_ncs(x, scale, offset, y)
+
+
+@cpu_helper
+def batch_norm_eval_nsc(x, weight, bias, running_mean, running_var, eps, y):
+    """Inference forward on an ``(N, S, C)`` view, arguments as the ncs kernel."""
+    scale, offset = _eval_scale_offset(weight, bias, running_mean, running_var, eps)
+    _affine_nsc(x, scale, offset, y)
+
+
+@cpu_helper
+def _grad_coefficients(c, sdy, sdyx, count, weight, mean, invstd, train, dweight, dbias):
+    """Store channel ``c``'s dweight/dbias; return ``(k_dy, k_x, k_0)`` for its input gradient.
+
+    ``dx = dy*k_dy - (x - mean)*k_x - k_0``: with batch statistics, the mean and the projection
+    on ``x - mean`` of ``dy`` are removed; with running statistics only ``k_dy`` is left.
+    """
+    inv = invstd[c]
+    if dweight.size > 0:
+        dweight[c] = sdyx * inv
+    if dbias.size > 0:
+        dbias[c] = sdy
+    k_dy = inv * weight[c]
+    if not train or count == 0:
+        return k_dy, 0.0, 0.0
+    return k_dy, sdyx * inv * inv * k_dy / count, sdy * k_dy / count
+
+
+@cpu_kernel
+def batch_norm_backward_ncs(dy, x, weight, mean, invstd, train, dx, dweight, dbias):
+    """Backward on ``(N, C, S)`` views of ``dy`` and ``x``.
+
+    ``train`` says whether ``mean``/``invstd`` were the batch's own statistics (so they depend on
+    ``x``) or running statistics (constants). ``dx``, ``dweight``, ``dbias`` of size 0 are skipped.
+    """
+    n, channels, s = x.shape
+    count = n * s
+    reduce = train or dweight.size > 0 or dbias.size > 0
+    for c in prange(channels):
+        mu = mean[c]
+        sdy = 0.0
+        sdyx = 0.0
+        if reduce:
+            for i in range(n):
+                for j in range(s):
+                    g = np.float64(dy[i, c, j])
+                    sdy += g
+                    sdyx += g * (np.float64(x[i, c, j]) - mu)
+        k_dy, k_x, k_0 = _grad_coefficients(
+            c, sdy, sdyx, count, weight, mean, invstd, train, dweight, dbias
+        )
+        if dx.size > 0:
+            for i in range(n):
+                for j in range(s):
+                    dx[i, c, j] = (
+                        np.float64(dy[i, c, j]) * k_dy - (np.float64(x[i, c, j]) - mu) * k_x - k_0
+                    )
+
+
+@cpu_kernel
+def batch_norm_backward_nsc(dy, x, weight, mean, invstd, train, dx, dweight, dbias):
+    """Backward on ``(N, S, C)`` views, arguments as the ncs kernel."""
+    n, s, channels = x.shape
+    rows = n * s
+    chunks = _chunk_count(rows, channels)
+    part_dy = np.zeros((chunks, channels))
+    part_dyx = np.zeros((chunks, channels))
+    if train or dweight.size > 0 or dbias.size > 0:
+        for t in prange(chunks):
+            p_dy = part_dy[t]
+            p_dyx = part_dyx[t]
+            for r in range(t * rows // chunks, (t + 1) * rows // chunks):
+                i = r // s
+                j = r - i * s
+                for c in range(channels):
+                    g = np.float64(dy[i, j, c])
+                    p_dy[c] += g
+                    p_dyx[c] += g * (np.float64(x[i, j, c]) - mean[c])
+    k_dy = np.empty(channels)
+    k_x = np.empty(channels)
+    k_0 = np.empty(channels)
+    for c in range(channels):
+        k_dy[c], k_x[c], k_0[c] = _grad_coefficients(
+            c,
+            part_dy[:, c].sum(),
+            part_dyx[:, c].sum(),
+            rows,
+            weight,
+            mean,
+            invstd,
+            train,
+            dweight,
+            dbias,
+        )
+    if dx.size > 0:
+        for t in prange(chunks):
+            for r in range(t * rows // chunks, (t + 1) * rows // chunks):
+                i = r // s
+                j = r - i * s
+                for c in range(channels):
+                    dx[i, j, c] = (
+                        np.float64(dy[i, j, c]) * k_dy[c]
+                        - (np.float64(x[i, j, c]) - mean[c]) * k_x[c]
+                        - k_0[c]
+                    )

@@ -1,0 +1,147 @@
+"""BatchNorm1d/2d/3d (torch.nn.modules.batchnorm)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from numbanorm.dispatch import backend
+from numbanorm.nn import functional as F
+from numbanorm.nn.modules.module import Module
+from numbanorm.nn.parameter import Parameter
+from numbanorm.tensor import Tensor
+from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype
+
+
+class _NormBase(Module):
+    """Parameters, buffers and resets shared by BatchNorm and InstanceNorm (torch's _NormBase)."""
+
+    _version = 2
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        dtype = DEFAULT_DTYPE if dtype is None else as_dtype(dtype)
+        xp = backend(Device(device).type)
+
+        def new(value: float, requires_grad: bool = False) -> Tensor:
+            cls = Parameter if requires_grad else Tensor
+            return cls(xp.full(num_features, value, dtype=dtype), requires_grad)
+
+        if affine:
+            self.weight = new(1.0, requires_grad=True)
+            if bias:
+                self.bias = new(0.0, requires_grad=True)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", new(0.0))
+            self.register_buffer("running_var", new(1.0))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        """Running mean to 0, running variance to 1, ``num_batches_tracked`` to 0."""
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self) -> None:
+        """Reset running statistics, weight to 1 and bias to 0."""
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data[...] = 1
+            if self.bias is not None:
+                self.bias.data[...] = 0
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+    def _load_fill_missing(self, state: dict[str, Any], prefix: str, version: int | None) -> None:
+        # Checkpoints from before version 2 have no num_batches_tracked: keep the current count.
+        key = prefix + "num_batches_tracked"
+        if (version is None or version < 2) and self.track_running_stats and key not in state:
+            state[key] = self.num_batches_tracked.data.copy()
+
+
+class _BatchNorm(_NormBase):
+    def forward(self, input: Tensor) -> Tensor:
+        """Normalize ``input`` per channel; in training, update the running statistics."""
+        if not isinstance(input, Tensor):
+            input = Tensor(np.asarray(input))
+        self._check_input_dim(input)
+        tracking = self.training and self.track_running_stats
+        factor = 0.0 if self.momentum is None else self.momentum
+        if tracking and self.num_batches_tracked is not None and self.momentum is None:
+            factor = 1.0 / float(self.num_batches_tracked.data + 1)
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        buffers_used = not self.training or self.track_running_stats
+        output = F.batch_norm(
+            input,
+            self.running_mean if buffers_used else None,
+            self.running_var if buffers_used else None,
+            self.weight,
+            self.bias,
+            use_batch_stats,
+            factor,
+            self.eps,
+        )
+        # torch bumps the counter before validating; here a failed call changes nothing.
+        if tracking and self.num_batches_tracked is not None:
+            self.num_batches_tracked.data += 1
+        return output
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization over ``(N, C)`` or ``(N, C, L)`` input (torch.nn.BatchNorm1d)."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (2, 3):
+            raise ValueError(f"expected 2D or 3D input (got {input.dim()}D input)")
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization over a 4-D ``(N, C, H, W)`` input (torch.nn.BatchNorm2d)."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() != 4:
+            raise ValueError(f"expected 4D input (got {input.dim()}D input)")
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over a 5-D ``(N, C, D, H, W)`` input (torch.nn.BatchNorm3d)."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() != 5:
+            raise ValueError(f"expected 5D input (got {input.dim()}D input)")
