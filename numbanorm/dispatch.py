@@ -3,7 +3,8 @@
 numpy arrays live on ``cpu``. Arrays exposing ``__cuda_array_interface__`` live on ``cuda``; the
 CUDA backend is imported only when such an array first appears, so the CPU path never pays for
 ``numba.cuda``. A backend is a module with ``DEVICE``, ``empty``, ``full``, ``asarray``, ``to_host``
-and one kernel module per family (``kernels("batch_norm")``).
+and ``kernel(family, name, size)``, which returns the kernel to run on an input of ``size``
+elements.
 """
 
 import importlib

@@ -1,10 +1,12 @@
 """The CPU backend: numpy arrays and the ``@njit`` kernels of ``numbanorm.kernels.cpu``."""
 
 import importlib
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from numbanorm.kernels.config import PARALLEL_MIN_SIZE
 
 DEVICE = "cpu"
 empty = np.empty
@@ -22,6 +24,8 @@ def to_host(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def kernels(family: str) -> ModuleType:
-    """The kernel module of ``family`` (``"batch_norm"``); importing it imports numba."""
-    return importlib.import_module(f"numbanorm.kernels.cpu.{family}")
+def kernel(family: str, name: str, size: int) -> Callable:
+    """Kernel ``name`` of module ``family`` (importing it imports numba): the parallel kernel, or
+    its serial twin for an input of fewer than ``NUMBANORM_PARALLEL_MIN_SIZE`` elements."""
+    function = getattr(importlib.import_module(f"numbanorm.kernels.cpu.{family}"), name)
+    return function if size >= PARALLEL_MIN_SIZE else function.serial

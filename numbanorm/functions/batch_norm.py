@@ -36,7 +36,7 @@ class BatchNorm(Function):
         dtype = x.dtype if weight is None else weight.dtype
         weight = np.ones(channels, dtype) if weight is None else weight
         bias = np.zeros(channels, dtype) if bias is None else bias
-        kernels = backend(device_of(x)).kernels("batch_norm")
+        device = backend(device_of(x))
         x3, layout = channel_view(x)
         y, y3 = empty_in_layout(x.shape, x.dtype, layout)
         training = training or running_mean is None
@@ -44,7 +44,7 @@ class BatchNorm(Function):
             mean = np.empty(channels)
             invstd = np.empty(channels)
             tracked = running_mean is not None
-            getattr(kernels, f"batch_norm_train_{layout}")(
+            device.kernel("batch_norm", f"batch_norm_train_{layout}", x.size)(
                 x3,
                 weight,
                 bias,
@@ -57,7 +57,7 @@ class BatchNorm(Function):
                 invstd,
             )
         else:
-            getattr(kernels, f"batch_norm_eval_{layout}")(
+            device.kernel("batch_norm", f"batch_norm_eval_{layout}", x.size)(
                 x3, weight, bias, running_mean, running_var, eps, y3
             )
             if any(ctx.needs_input_grad):
@@ -74,7 +74,9 @@ class BatchNorm(Function):
     def backward(ctx: Context, grad: Any) -> tuple:
         x3, weight, mean, invstd = ctx.saved_tensors
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        kernels = backend(device_of(x3)).kernels("batch_norm")
+        kernel = backend(device_of(x3)).kernel(
+            "batch_norm", f"batch_norm_backward_{ctx.layout}", x3.size
+        )
         dy3 = as_layout(grad, ctx.layout)
         if needs_x:
             dx, dx3 = empty_in_layout(ctx.shape, x3.dtype, ctx.layout)
@@ -82,9 +84,7 @@ class BatchNorm(Function):
             dx, dx3 = None, _NO_ARRAY.astype(x3.dtype)
         dweight = np.empty_like(weight) if needs_weight else _NO_ARRAY.astype(weight.dtype)
         dbias = np.empty_like(weight) if needs_bias else _NO_ARRAY.astype(weight.dtype)
-        getattr(kernels, f"batch_norm_backward_{ctx.layout}")(
-            dy3, x3, weight, mean, invstd, ctx.training, dx3, dweight, dbias
-        )
+        kernel(dy3, x3, weight, mean, invstd, ctx.training, dx3, dweight, dbias)
         return (
             dx,
             dweight if needs_weight else None,

@@ -5,12 +5,15 @@
   while keeping NaN and infinity semantics, which torch users rely on.
 - ``NUMBANORM_CACHE``: cache compiled kernels on disk (default ``1``).
 - ``NUMBANORM_PARALLEL``: run CPU kernels on Numba's thread pool (default ``1``).
+- ``NUMBANORM_PARALLEL_MIN_SIZE``: inputs with fewer elements run a kernel's serial twin, since
+  waking the thread pool costs more than it saves on them (default ``32768``).
 - ``NUMBANORM_THREADS_PER_BLOCK``: CUDA block size (default ``256``).
 
 Numba's own ``NUMBA_NUM_THREADS`` sets the CPU thread count.
 """
 
 import os
+import types
 
 _FASTMATH_FLAGS = frozenset({"nnan", "ninf", "nsz", "arcp", "contract", "afn", "reassoc"})
 
@@ -38,6 +41,7 @@ def _fastmath(value: str) -> bool | set[str]:
 FASTMATH = _fastmath(os.environ.get("NUMBANORM_FASTMATH", "reassoc,contract"))
 CACHE = _env_flag("NUMBANORM_CACHE", "1")
 PARALLEL = _env_flag("NUMBANORM_PARALLEL", "1")
+PARALLEL_MIN_SIZE = int(os.environ.get("NUMBANORM_PARALLEL_MIN_SIZE", "32768"))
 THREADS_PER_BLOCK = int(os.environ.get("NUMBANORM_THREADS_PER_BLOCK", "256"))
 
 
@@ -52,8 +56,20 @@ def _njit(function, parallel: bool):
 
 
 def cpu_kernel(function):
-    """Compile a function that holds ``prange`` loops, lazily, with the shared CPU configuration."""
-    return _njit(function, PARALLEL)
+    """Compile a function that holds ``prange`` loops, lazily, with the shared CPU configuration.
+
+    The result is the parallel kernel; ``kernel.serial`` is the same code compiled serially, under
+    its own name so that the two never share an on-disk cache entry.
+    """
+    kernel = _njit(function, PARALLEL)
+    serial = types.FunctionType(
+        function.__code__, function.__globals__, function.__name__ + "_serial",
+        function.__defaults__, function.__closure__,
+    )  # fmt: skip
+    serial.__qualname__ = function.__qualname__ + "_serial"
+    serial.__module__ = function.__module__
+    kernel.serial = _njit(serial, False)
+    return kernel
 
 
 def cpu_helper(function):

@@ -8,10 +8,13 @@ contiguous NCHW or channels-last tensor:
 
 Any strides are correct; C-contiguous views are fast. Statistics accumulate in float64 whatever
 the input dtype, shifted by the channel's first value so that a large mean offset does not cancel
-the variance away. Arguments that are optional in torch are arrays here: ``weight`` and ``bias``
-are always given (ones and zeros without affine), and an output or running buffer of size 0 is
-neither computed nor updated. ``mean`` and ``invstd`` are float64 ``(C,)`` arrays: written by the
-training forward, read by the backward.
+the variance away, and every output is computed in float64 before its final rounding. Arguments
+that are optional in torch are arrays here: ``weight`` and ``bias`` are always given (ones and
+zeros without affine), and an output or running buffer of size 0 is neither computed nor
+updated. ``mean`` and ``invstd`` are float64 ``(C,)`` arrays: written by the training forward,
+read by the backward.
+
+Each public kernel has a serial twin, ``kernel.serial``, for inputs too small to split.
 """
 
 import numpy as np
@@ -19,7 +22,7 @@ from numba import prange
 
 from numbanorm.kernels.config import cpu_helper, cpu_kernel
 
-# Rows of a channels-last view are summed in chunks of about this many elements, each into its own
+# Channels-last rows are summed in chunks of about this many elements, each chunk into its own
 # row of partials. The split depends on the shape only, not on the thread count, so results are
 # the same bits whatever NUMBA_NUM_THREADS is.
 _CHUNK_ELEMENTS = 16384
@@ -30,6 +33,11 @@ _MAX_CHUNKS = 256
 def _chunk_count(rows, channels):
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(channels, 1))
     return min((rows + rows_per_chunk - 1) // rows_per_chunk, _MAX_CHUNKS)
+
+
+@cpu_helper
+def _chunk_bounds(t, rows, chunks):
+    return t * rows // chunks, (t + 1) * rows // chunks
 
 
 @cpu_helper
@@ -58,14 +66,36 @@ def _finish_channel(
     return scale, bias[c] - mu * scale
 
 
+@cpu_helper
+def _affine_nsc_rows(x, scale, offset, y, start, stop):
+    s = x.shape[1]
+    for r in range(start, stop):
+        i = r // s
+        j = r - i * s
+        for c in range(x.shape[2]):
+            y[i, j, c] = np.float64(x[i, j, c]) * scale[c] + offset[c]
+
+
+@cpu_helper
+def _eval_scale_offset(weight, bias, mean, var, eps):
+    # As torch: invstd = 1/sqrt(var + eps) with no guard, so var + eps == 0 gives inf/NaN.
+    channels = weight.size
+    scale = np.empty(channels)
+    offset = np.empty(channels)
+    for c in range(channels):
+        scale[c] = weight[c] / np.sqrt(np.float64(var[c]) + eps)
+        offset[c] = bias[c] - mean[c] * scale[c]
+    return scale, offset
+
+
 @cpu_kernel
 def batch_norm_train_ncs(
     x, weight, bias, eps, momentum, running_mean, running_var, y, mean, invstd
 ):
     """Training forward on an ``(N, C, S)`` view: batch statistics, ``y``, running stats.
 
-    One pass per channel: the channel is read once from memory for its statistics and again from
-    cache to normalize it, so a channel of up to a few MB costs one read and one write.
+    One task per channel: the channel is read once from memory for its statistics and again,
+    from cache, to normalize it, so a channel of up to a few MB costs one read and one write.
     """
     n, channels, s = x.shape
     count = n * s
@@ -79,20 +109,9 @@ def batch_norm_train_ncs(
                 s1 += d
                 s2 += d * d
         scale, offset = _finish_channel(
-            c,
-            s1,
-            s2,
-            shift,
-            count,
-            weight,
-            bias,
-            eps,
-            momentum,
-            running_mean,
-            running_var,
-            mean,
-            invstd,
-        )
+            c, s1, s2, shift, count, weight, bias, eps, momentum,
+            running_mean, running_var, mean, invstd,
+        )  # fmt: skip
         for i in range(n):
             for j in range(s):
                 y[i, c, j] = np.float64(x[i, c, j]) * scale + offset
@@ -116,9 +135,10 @@ def batch_norm_train_nsc(
     part1 = np.zeros((chunks, channels))
     part2 = np.zeros((chunks, channels))
     for t in prange(chunks):
+        start, stop = _chunk_bounds(t, rows, chunks)
         p1 = part1[t]
         p2 = part2[t]
-        for r in range(t * rows // chunks, (t + 1) * rows // chunks):
+        for r in range(start, stop):
             i = r // s
             j = r - i * s
             for c in range(channels):
@@ -129,38 +149,19 @@ def batch_norm_train_nsc(
     offset = np.empty(channels)
     for c in range(channels):
         scale[c], offset[c] = _finish_channel(
-            c,
-            part1[:, c].sum(),
-            part2[:, c].sum(),
-            shift[c],
-            rows,
-            weight,
-            bias,
-            eps,
-            momentum,
-            running_mean,
-            running_var,
-            mean,
-            invstd,
-        )
-    _affine_nsc(x, scale, offset, y)
-
-
-@cpu_helper
-def _eval_scale_offset(weight, bias, mean, var, eps):
-    # As torch: invstd = 1/sqrt(var + eps) with no guard, so var + eps == 0 gives inf/NaN.
-    channels = weight.size
-    scale = np.empty(channels)
-    offset = np.empty(channels)
-    for c in range(channels):
-        scale[c] = weight[c] / np.sqrt(np.float64(var[c]) + eps)
-        offset[c] = bias[c] - mean[c] * scale[c]
-    return scale, offset
+            c, part1[:, c].sum(), part2[:, c].sum(), shift[c], rows, weight, bias, eps,
+            momentum, running_mean, running_var, mean, invstd,
+        )  # fmt: skip
+    for t in prange(chunks):
+        start, stop = _chunk_bounds(t, rows, chunks)
+        _affine_nsc_rows(x, scale, offset, y, start, stop)
 
 
 @cpu_kernel
-def _affine_ncs(x, scale, offset, y):
+def batch_norm_eval_ncs(x, weight, bias, running_mean, running_var, eps, y):
+    """Inference forward on an ``(N, C, S)`` view: ``y = x*scale + offset`` from running stats."""
     n, channels, s = x.shape
+    scale, offset = _eval_scale_offset(weight, bias, running_mean, running_var, eps)
     for t in prange(n * channels):
         i = t // channels
         c = t - i * channels
@@ -171,38 +172,23 @@ def _affine_ncs(x, scale, offset, y):
 
 
 @cpu_kernel
-def _affine_nsc(x, scale, offset, y):
+def batch_norm_eval_nsc(x, weight, bias, running_mean, running_var, eps, y):
+    """Inference forward on an ``(N, S, C)`` view, arguments as the ncs kernel."""
     n, s, channels = x.shape
     rows = n * s
     chunks = _chunk_count(rows, channels)
+    scale, offset = _eval_scale_offset(weight, bias, running_mean, running_var, eps)
     for t in prange(chunks):
-        for r in range(t * rows // chunks, (t + 1) * rows // chunks):
-            i = r // s
-            j = r - i * s
-            for c in range(channels):
-                y[i, j, c] = np.float64(x[i, j, c]) * scale[c] + offset[c]
+        start, stop = _chunk_bounds(t, rows, chunks)
+        _affine_nsc_rows(x, scale, offset, y, start, stop)
 
 
 @cpu_helper
-def batch_norm_eval_ncs(x, weight, bias, running_mean, running_var, eps, y):
-    """Inference forward on an ``(N, C, S)`` view: ``y = x*scale + offset`` from running stats."""
-    scale, offset = _eval_scale_offset(weight, bias, running_mean, running_var, eps)
-    _affine_ncs(x, scale, offset, y)
-
-
-@cpu_helper
-def batch_norm_eval_nsc(x, weight, bias, running_mean, running_var, eps, y):
-    """Inference forward on an ``(N, S, C)`` view, arguments as the ncs kernel."""
-    scale, offset = _eval_scale_offset(weight, bias, running_mean, running_var, eps)
-    _affine_nsc(x, scale, offset, y)
-
-
-@cpu_helper
-def _grad_coefficients(c, sdy, sdyx, count, weight, mean, invstd, train, dweight, dbias):
+def _grad_coefficients(c, sdy, sdyx, count, weight, invstd, train, dweight, dbias):
     """Store channel ``c``'s dweight/dbias; return ``(k_dy, k_x, k_0)`` for its input gradient.
 
-    ``dx = dy*k_dy - (x - mean)*k_x - k_0``: with batch statistics, the mean and the projection
-    on ``x - mean`` of ``dy`` are removed; with running statistics only ``k_dy`` is left.
+    ``dx = dy*k_dy - (x - mean)*k_x - k_0``: with batch statistics, the mean of ``dy`` and its
+    projection on ``x - mean`` are removed; with running statistics only ``k_dy`` is left.
     """
     inv = invstd[c]
     if dweight.size > 0:
@@ -236,7 +222,7 @@ def batch_norm_backward_ncs(dy, x, weight, mean, invstd, train, dx, dweight, dbi
                     sdy += g
                     sdyx += g * (np.float64(x[i, c, j]) - mu)
         k_dy, k_x, k_0 = _grad_coefficients(
-            c, sdy, sdyx, count, weight, mean, invstd, train, dweight, dbias
+            c, sdy, sdyx, count, weight, invstd, train, dweight, dbias
         )
         if dx.size > 0:
             for i in range(n):
@@ -256,9 +242,10 @@ def batch_norm_backward_nsc(dy, x, weight, mean, invstd, train, dx, dweight, dbi
     part_dyx = np.zeros((chunks, channels))
     if train or dweight.size > 0 or dbias.size > 0:
         for t in prange(chunks):
+            start, stop = _chunk_bounds(t, rows, chunks)
             p_dy = part_dy[t]
             p_dyx = part_dyx[t]
-            for r in range(t * rows // chunks, (t + 1) * rows // chunks):
+            for r in range(start, stop):
                 i = r // s
                 j = r - i * s
                 for c in range(channels):
@@ -270,20 +257,13 @@ def batch_norm_backward_nsc(dy, x, weight, mean, invstd, train, dx, dweight, dbi
     k_0 = np.empty(channels)
     for c in range(channels):
         k_dy[c], k_x[c], k_0[c] = _grad_coefficients(
-            c,
-            part_dy[:, c].sum(),
-            part_dyx[:, c].sum(),
-            rows,
-            weight,
-            mean,
-            invstd,
-            train,
-            dweight,
-            dbias,
-        )
+            c, part_dy[:, c].sum(), part_dyx[:, c].sum(), rows, weight, invstd, train,
+            dweight, dbias,
+        )  # fmt: skip
     if dx.size > 0:
         for t in prange(chunks):
-            for r in range(t * rows // chunks, (t + 1) * rows // chunks):
+            start, stop = _chunk_bounds(t, rows, chunks)
+            for r in range(start, stop):
                 i = r // s
                 j = r - i * s
                 for c in range(channels):
