@@ -8,7 +8,16 @@ from numbanorm.autograd import Context, Function
 from numbanorm.dispatch import backend, device_of
 from numbanorm.functions.layout import as_layout, channel_view, empty_in_layout
 
-_NO_ARRAY = np.empty(0)
+
+def _widen(array: Any) -> Any:
+    """float16 as float32, which Numba's CPU target can compute with; other arrays as they are."""
+    if array is None or array.dtype != np.float16:
+        return array
+    return array.astype(np.float32)
+
+
+def _empty(dtype: Any) -> Any:
+    return np.empty(0, dtype)
 
 
 class BatchNorm(Function):
@@ -17,7 +26,8 @@ class BatchNorm(Function):
     ``training`` normalizes with the batch's statistics and, when running buffers are given,
     updates them in place with ``momentum``; otherwise the running buffers normalize (torch lets
     an empty input through without them: it then takes the batch path, which touches nothing).
-    Inputs are validated by ``numbanorm.nn.functional.batch_norm`` before they get here.
+    Inputs are validated by ``numbanorm.nn.functional.batch_norm`` before they get here. float16
+    tensors are computed in float32 and rounded back, as torch's CPU kernels do.
     """
 
     @staticmethod
@@ -33,32 +43,34 @@ class BatchNorm(Function):
         eps: float,
     ) -> Any:
         channels = x.shape[1]
-        dtype = x.dtype if weight is None else weight.dtype
-        weight = np.ones(channels, dtype) if weight is None else weight
-        bias = np.zeros(channels, dtype) if bias is None else bias
+        given = [p for p in (weight, bias, running_mean) if p is not None]
+        param_dtype = given[0].dtype if given else x.dtype
+        work = _widen(x)
+        dtype = _widen(_empty(param_dtype)).dtype
+        weight = np.ones(channels, dtype) if weight is None else _widen(weight)
+        bias = np.zeros(channels, dtype) if bias is None else _widen(bias)
         device = backend(device_of(x))
-        x3, layout = channel_view(x)
-        y, y3 = empty_in_layout(x.shape, x.dtype, layout)
+        x3, layout = channel_view(work)
+        y, y3 = empty_in_layout(x.shape, work.dtype, layout)
         training = training or running_mean is None
         if training:
             mean = np.empty(channels)
             invstd = np.empty(channels)
             tracked = running_mean is not None
-            device.kernel("batch_norm", f"batch_norm_train_{layout}", x.size)(
-                x3,
-                weight,
-                bias,
-                eps,
-                momentum,
-                running_mean if tracked else _NO_ARRAY.astype(dtype),
-                running_var if tracked else _NO_ARRAY.astype(dtype),
-                y3,
-                mean,
-                invstd,
+            running = (
+                (_widen(running_mean), _widen(running_var))
+                if tracked
+                else (_empty(dtype), _empty(dtype))
             )
+            device.kernel("batch_norm", f"batch_norm_train_{layout}", x.size)(
+                x3, weight, bias, eps, momentum, *running, y3, mean, invstd
+            )
+            if tracked and running[0] is not running_mean:
+                running_mean[...] = running[0]
+                running_var[...] = running[1]
         else:
             device.kernel("batch_norm", f"batch_norm_eval_{layout}", x.size)(
-                x3, weight, bias, running_mean, running_var, eps, y3
+                x3, weight, bias, _widen(running_mean), _widen(running_var), eps, y3
             )
             if any(ctx.needs_input_grad):
                 mean = running_mean.astype(np.float64)
@@ -68,30 +80,29 @@ class BatchNorm(Function):
             ctx.layout = layout
             ctx.training = training
             ctx.shape = x.shape
-        return y
+            ctx.dtypes = (x.dtype, param_dtype)
+        return y.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         x3, weight, mean, invstd = ctx.saved_tensors
+        x_dtype, param_dtype = ctx.dtypes
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         kernel = backend(device_of(x3)).kernel(
             "batch_norm", f"batch_norm_backward_{ctx.layout}", x3.size
         )
-        dy3 = as_layout(grad, ctx.layout)
-        if needs_x:
-            dx, dx3 = empty_in_layout(ctx.shape, x3.dtype, ctx.layout)
-        else:
-            dx, dx3 = None, _NO_ARRAY.astype(x3.dtype)
-        dweight = np.empty_like(weight) if needs_weight else _NO_ARRAY.astype(weight.dtype)
-        dbias = np.empty_like(weight) if needs_bias else _NO_ARRAY.astype(weight.dtype)
+        dy3 = as_layout(_widen(grad), ctx.layout)
+        dx, dx3 = (
+            empty_in_layout(ctx.shape, x3.dtype, ctx.layout)
+            if needs_x
+            else (None, _empty(x3.dtype))
+        )
+        dweight = np.empty_like(weight) if needs_weight else _empty(weight.dtype)
+        dbias = np.empty_like(weight) if needs_bias else _empty(weight.dtype)
         kernel(dy3, x3, weight, mean, invstd, ctx.training, dx3, dweight, dbias)
         return (
-            dx,
-            dweight if needs_weight else None,
-            dbias if needs_bias else None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+            None if dx is None else dx.astype(x_dtype, copy=False),
+            dweight.astype(param_dtype, copy=False) if needs_weight else None,
+            dbias.astype(param_dtype, copy=False) if needs_bias else None,
+            None, None, None, None, None,
+        )  # fmt: skip

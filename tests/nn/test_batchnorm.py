@@ -25,8 +25,12 @@ def _is_channels_last(lib, tensor) -> bool:
     return moved.flags.c_contiguous
 
 
-def train_then_eval(lib, kind, dtype, layout, affine, bias, track, momentum):
-    """Three training steps (forward, backward) on shifted data, then an eval step."""
+def train_then_eval(lib, kind, dtype, layout, affine, bias, track, momentum, input_dtype=None):
+    """Three training steps (forward, backward) on shifted data, then an eval step.
+
+    ``input_dtype`` other than the module's ``dtype`` is torch's mixed precision (float16 input,
+    float32 parameters).
+    """
     shape = SHAPES[kind]
     channels = shape[1]
     module = getattr(lib.nn, kind.split("-")[0])(
@@ -37,6 +41,7 @@ def train_then_eval(lib, kind, dtype, layout, affine, bias, track, momentum):
         dtype=lib.dtype(dtype),
         bias=bias,
     )
+    input_dtype = input_dtype or dtype
     if affine:
         values = {"weight": deterministic((channels,), 7, dtype, 0.5, 1.5)}
         if bias:
@@ -46,12 +51,12 @@ def train_then_eval(lib, kind, dtype, layout, affine, bias, track, momentum):
     for step in range(4):
         if step == 3:
             module.eval()
-        array = deterministic(shape, step, dtype) * (step + 1) + 3 * step
+        array = (deterministic(shape, step) * (step + 1) + 3 * step).astype(input_dtype)
         if layout == "channels_last":
             array = channels_last(array)
         x = lib.tensor(array, requires_grad=True)
         y = module(x)
-        y.backward(lib.tensor(deterministic(shape, 100 + step, dtype)))
+        y.backward(lib.tensor(deterministic(shape, 100 + step, input_dtype)))
         out[f"y{step}"] = lib.numpy(y)
         out[f"dx{step}"] = lib.numpy(x.grad)
         if layout == "channels_last":
@@ -81,6 +86,19 @@ for kind, dtype, layout, config in itertools.product(
     affine, bias, track, momentum = config
     name = f"{kind}-{dtype}-{layout}-affine={affine}-bias={bias}-track={track}-momentum={momentum}"
     CASES.add(name, lambda lib, a=(kind, dtype, layout, *config): train_then_eval(lib, *a))
+
+# float16: computed in float32 and rounded, with float16 parameters or float32 ones (mixed).
+for kind, layout, param_dtype in itertools.product(
+    ["BatchNorm1d-2D", "BatchNorm2d"], ["contiguous", "channels_last"], ["float16", "float32"]
+):
+    if layout == "channels_last" and len(SHAPES[kind]) < 4:
+        continue
+    CASES.add(
+        f"{kind}-float16-input-{param_dtype}-params-{layout}",
+        lambda lib, a=(kind, param_dtype, layout, *CONFIGS[0]): train_then_eval(
+            lib, *a, input_dtype="float16"
+        ),
+    )
 
 
 @pytest.mark.parametrize("name", CASES.names())
