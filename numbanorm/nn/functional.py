@@ -16,7 +16,7 @@ from numbanorm.functions.batch_norm import BatchNorm
 from numbanorm.tensor import Tensor
 from numbanorm.types import size_str, torch_name
 
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _as_tensor(x: Any) -> Tensor | None:
@@ -42,12 +42,8 @@ def verify_batch_size(shape: tuple) -> None:
 
 def check_float_input(name: str, x: Tensor) -> None:
     """torch's dtype dispatch: a norm runs on float16, float32 and float64 input only."""
-    if x.dtype.kind != "f":
+    if x.dtype not in _FLOAT_DTYPES:
         raise NotImplementedError(f"\"{name}\" not implemented for '{torch_name(x.dtype)}'")
-    if x.dtype not in _KERNEL_DTYPES:
-        raise NotImplementedError(
-            f"numbanorm: \"{name}\" has no CPU kernel for '{torch_name(x.dtype)}' yet"
-        )
 
 
 def check_parameter_dtypes(x: Tensor, parameters: list[Tensor | None]) -> None:
