@@ -1,6 +1,10 @@
-"""Shared test settings: hypothesis profiles and numba's thread count."""
+"""Shared test settings: hypothesis profiles, and which CPU kernels tiny inputs run."""
 
 import os
+
+# Test inputs are tiny, and tiny inputs would all run the kernels' serial twins; run the parallel
+# kernels, which users' real inputs run. tests/kernels checks that the twins agree with them.
+os.environ.setdefault("NUMBANORM_PARALLEL_MIN_SIZE", "0")
 
 from hypothesis import HealthCheck, settings
 
