@@ -25,3 +25,10 @@ def assert_close(actual, expected, err_msg: str = "") -> None:
     assert actual.shape == expected.shape, f"{err_msg}: shape {actual.shape} != {expected.shape}"
     assert actual.dtype == expected.dtype, f"{err_msg}: dtype {actual.dtype} != {expected.dtype}"
     np.testing.assert_allclose(actual, expected, err_msg=err_msg, **tolerance(expected.dtype))
+
+
+# Central differences in float64 (tests/gradcheck.py), a different kind of comparison: a numerical
+# derivative against an analytic one. A step of ``eps`` costs O(eps**2) in truncation error and
+# about ulp(loss) / eps ≈ 1e-10 (relative to the loss) in rounding error; ``rtol``/``atol`` leave
+# room for both on gradients of order 1 from losses of order 10.
+FINITE_DIFFERENCE = {"eps": 1e-6, "rtol": 1e-5, "atol": 1e-7}
