@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from numbanorm.dispatch import common_device
+from numbanorm.autograd import Context, Function
+from numbanorm.dispatch import backend, common_device, device_of
 from numbanorm.functions.batch_norm import BatchNorm
 from numbanorm.tensor import Tensor
 from numbanorm.types import size_str, torch_name
@@ -26,13 +27,12 @@ def _as_tensor(x: Any) -> Tensor | None:
 
 
 def verify_batch_size(shape: tuple) -> None:
-    """torch's ``_verify_batch_size``: training needs more than one value per channel."""
-    if len(shape) < 2:
-        raise IndexError(
-            "Dimension out of range (expected to be in range of [-1, 0], but got 1)"
-            if shape
-            else "tuple index out of range"
-        )
+    """torch's ``_verify_batch_size``: training needs more than one value per channel.
+
+    As in torch, a 0-d input fails on ``size[0]`` and a 1-d input counts ``size[0]`` values.
+    """
+    if not shape:
+        raise IndexError("tuple index out of range")
     if shape[0] * prod(shape[2:]) == 1:
         raise ValueError(
             "Expected more than 1 value per channel when training, got input size "
@@ -46,32 +46,71 @@ def check_float_input(name: str, x: Tensor) -> None:
         raise NotImplementedError(f"\"{name}\" not implemented for '{torch_name(x.dtype)}'")
 
 
-def check_parameter_dtypes(x: Tensor, parameters: list[Tensor | None]) -> None:
-    """torch's CPU rules for the dtypes of a norm's parameters and buffers.
+def _type_name(value: Any) -> str:
+    """A type's name as torch's argument parser prints it (CPython's ``tp_name``)."""
+    cls = type(value)
+    if cls.__module__ == "builtins" or cls.__flags__ & (1 << 9):  # Py_TPFLAGS_HEAPTYPE
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
-    All defined parameters share the first one's dtype; that dtype must be the input's (float32
-    parameters with a float16 input are torch's mixed-precision case).
+
+def check_argument_type(function: str, name: str, position: int, kind: str, value: Any) -> None:
+    """torch's argument parser on a ``float`` or ``bool`` argument.
+
+    A float argument takes Python and numpy numbers (bools too) and 0-d tensors; a bool argument
+    takes Python's bool only.
+    """
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif isinstance(value, Tensor):
+        ok = value.ndim == 0
+    else:
+        ok = isinstance(value, (int, float, np.number, np.bool_))
+    if not ok:
+        raise TypeError(
+            f"{function}(): argument '{name}' (position {position}) must be {kind}, not "
+            f"{_type_name(value)}"
+        )
+
+
+def _as_float(value: Any) -> float:
+    return float(value.item() if isinstance(value, Tensor) else value)
+
+
+def check_mixed_precision(x: Tensor, parameters: list[Tensor | None]) -> bool:
+    """Whether torch's CPU kernels take ``parameters`` as mixed precision; raises if they cannot.
+
+    The first defined parameter (in the op's argument order) decides: with the input's dtype it
+    is the plain case (the caller checks the others against the input as the kernels read them).
+    Otherwise every parameter must be float32, and the input float16 (or bfloat16, in torch).
     """
     defined = [p for p in parameters if p is not None]
-    if not defined:
-        return
-    first = defined[0].dtype
-    for p in defined[1:]:
-        if p.dtype != first:
-            raise RuntimeError(
-                f"expected scalar type {torch_name(first)} but found {torch_name(p.dtype)}"
-            )
-    if first == x.dtype:
-        return
-    if first != np.float32:
+    if not defined or defined[0].dtype == x.dtype:
+        return False
+    if any(p.dtype != np.float32 for p in defined):
         raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
     if x.dtype != np.float16:
         raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+    return True
+
+
+def check_same_dtype(x: Tensor, parameter: Tensor | None) -> None:
+    """The plain (not mixed) case: a parameter the kernel reads has the input's dtype."""
+    if parameter is not None and parameter.dtype != x.dtype:
+        raise RuntimeError(
+            f"expected scalar type {torch_name(x.dtype)} but found {torch_name(parameter.dtype)}"
+        )
 
 
 def _check_features(name: str, expected: int, tensor: Tensor | None) -> None:
     if tensor is not None and tensor.numel() != expected:
         raise RuntimeError(f"{name} should contain {expected} elements not {tensor.numel()}")
+
+
+def _no_dimension_1(input: Tensor) -> IndexError:
+    if input.ndim:
+        return IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+    return IndexError("Dimension specified as 1 but tensor has no dimensions")
 
 
 def _check_batch_norm(
@@ -80,40 +119,91 @@ def _check_batch_norm(
     running_var: Tensor | None,
     weight: Tensor | None,
     bias: Tensor | None,
-    training: bool,
+    training: Any,
     momentum: Any,
-    eps: float,
+    eps: Any,
 ) -> None:
+    """torch 2.13's checks, in its order: Python's, the argument parser's, then ATen's (CPU).
+
+    An empty input passes once the arguments parse: torch returns before its other checks.
+    """
     if training:
         verify_batch_size(input.shape)
     if training and eps <= 0.0:
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
-    if eps < 0.0:
+    elif eps < 0.0:
         raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
-    if not isinstance(momentum, (int, float)):
-        raise TypeError(
-            "batch_norm(): argument 'momentum' (position 7) must be float, not "
-            f"{type(momentum).__name__}"
-        )
+    check_argument_type("batch_norm", "training", 6, "bool", training)
+    check_argument_type("batch_norm", "momentum", 7, "float", momentum)
+    check_argument_type("batch_norm", "eps", 8, "float", eps)
+    if input.numel() == 0:
+        return
     features = input.shape[1] if input.ndim > 1 else 0
-    if input.numel() != 0:
-        for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
-            if buffer is None and not training:
-                raise RuntimeError(f"{name} must be defined in evaluation mode")
-            _check_features(name, features, buffer)
-        _check_features("weight", features, weight)
-        _check_features("bias", features, bias)
+    for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
+        if buffer is None and not training:
+            raise RuntimeError(f"{name} must be defined in evaluation mode")
+        _check_features(name, features, buffer)
+    _check_features("weight", features, weight)
+    _check_features("bias", features, bias)
+    # Training asks for the size of dimension 1 first, eval only after the dtype dispatch.
+    if training and input.ndim < 2:
+        raise _no_dimension_1(input)
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must either both be None or neither be None")
     check_float_input("batch_norm", input)
-    order = (
+    mixed = check_mixed_precision(input, [weight, bias, running_mean, running_var])
+    if input.ndim < 2:
+        raise _no_dimension_1(input)
+    read_order = (
         [running_mean, running_var, weight, bias]
         if training
         else [weight, bias, running_mean, running_var]
     )
-    check_parameter_dtypes(input, order)
+    for p in read_order:
+        if p is not None and p.ndim != 1 and (p is running_mean or p is running_var):
+            raise RuntimeError(f"TensorAccessor expected 1 dims but tensor has {p.ndim}")
+        if not mixed:
+            check_same_dtype(input, p)
     tensors = (input, running_mean, running_var, weight, bias)
     common_device(*(t.data for t in tensors if t is not None))
+
+
+_CATEGORIES = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+class _EmptyBatchNorm(Function):
+    """torch's batch norm of an empty input: ``input.clone() * weight[0] + bias[0]``.
+
+    No statistics, no running-stat update, any input dtype; the weight and bias gradients are
+    zeros of their own shapes. ``weight[0]``/``bias[0]`` are 0-d, so they change the output's
+    dtype only when of a higher category (an integer input times a float weight is float).
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, weight: Any, bias: Any) -> Any:
+        dtype = np.dtype(x.dtype)
+        for p in (weight, bias):
+            if p is not None and _CATEGORIES[p.dtype.kind] > _CATEGORIES[dtype.kind]:
+                dtype = np.dtype(p.dtype)
+        ctx.metas = [None if a is None else (a.shape, a.dtype) for a in (x, weight, bias)]
+        return backend(device_of(x)).empty(x.shape, dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        xp = backend(device_of(grad))
+        return tuple(
+            xp.full(meta[0], 0, dtype=meta[1]) if needs else None
+            for meta, needs in zip(ctx.metas, ctx.needs_input_grad, strict=True)
+        )
+
+
+def _empty_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    for p in (weight, bias):
+        if p is not None and (p.ndim == 0 or p.shape[0] == 0):
+            raise IndexError(
+                f"select(): index 0 out of range for tensor of size {list(p.shape)} at dimension 0"
+            )
+    return _EmptyBatchNorm.apply(input, weight, bias)
 
 
 def batch_norm(
@@ -129,12 +219,15 @@ def batch_norm(
     """Batch normalization per channel (torch.nn.functional.batch_norm).
 
     With ``training=True`` the batch's statistics normalize and ``running_mean``/``running_var``,
-    when given, are updated in place; otherwise the running statistics normalize.
+    when given, are updated in place; otherwise the running statistics normalize. An empty input
+    gives an empty output and leaves the running statistics alone, as in torch.
     """
     input, running_mean, running_var, weight, bias = map(
         _as_tensor, (input, running_mean, running_var, weight, bias)
     )
     _check_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    if input.numel() == 0:
+        return _empty_batch_norm(input, weight, bias)
     return BatchNorm.apply(
         input,
         weight,
@@ -142,6 +235,6 @@ def batch_norm(
         None if running_mean is None else running_mean.data,
         None if running_var is None else running_var.data,
         training,
-        float(momentum),
-        float(eps),
+        _as_float(momentum),
+        _as_float(eps),
     )
