@@ -4,6 +4,7 @@ the iterative backward walk.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,15 @@ def is_grad_enabled() -> bool:
 
 
 class no_grad:
-    """Context manager and decorator that stops recording on the tape (torch.no_grad)."""
+    """Context manager and decorator that stops recording on the tape (torch.no_grad).
+
+    As in torch, it decorates with or without parentheses: ``@no_grad()`` and ``@no_grad``.
+    """
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
 
     def __enter__(self) -> None:
         self._previous = is_grad_enabled()
@@ -36,22 +45,35 @@ class no_grad:
         _state.enabled = self._previous
 
     def __call__(self, function):
+        @functools.wraps(function)
         def wrapper(*args, **kwargs):
-            with no_grad():
+            with type(self)():
                 return function(*args, **kwargs)
 
-        wrapper.__name__ = function.__name__
-        wrapper.__doc__ = function.__doc__
         return wrapper
 
 
 class Context:
-    """What a Function's forward leaves for its backward (torch.autograd.function.FunctionCtx)."""
+    """What a Function's forward leaves for its backward (torch.autograd.function.FunctionCtx).
 
-    def __init__(self, function: type[Function], inputs: tuple, needs_input_grad: tuple):
+    It is also the Function's node in the graph: one edge per positional argument of forward,
+    to the node of each argument that needs a gradient (the Context that made it, or the leaf
+    Tensor itself) and None for the others. The graph holds no other tensor, so intermediate
+    results are freed as soon as nobody else holds them, as in torch.
+    """
+
+    def __init__(self, function: type[Function], args: tuple, needs_input_grad: tuple):
         self.function = function
-        self.inputs = inputs
         self.needs_input_grad = needs_input_grad
+        self._edges = tuple(
+            (a if a._ctx is None else a._ctx) if needs else None
+            for a, needs in zip(args, needs_input_grad, strict=True)
+        )
+        self._metas = tuple(
+            (a.shape, a.dtype) if needs else None
+            for a, needs in zip(args, needs_input_grad, strict=True)
+        )
+        self._tensor_inputs: tuple = ()
         self._saved: tuple | None = ()
         self.freed = False
 
@@ -74,7 +96,10 @@ class Function:
 
     ``forward(ctx, *args)`` gets the arrays of Tensor arguments and other arguments as they are,
     and returns one array. ``backward(ctx, grad)`` returns one gradient array (or None) per
-    positional argument of forward; it is called only for inputs in ``ctx.needs_input_grad``.
+    positional argument of forward (a bare array when there is one); it is called only when
+    ``ctx.needs_input_grad`` has a True, and should return None where it has a False. As in
+    torch's engine, a gradient of the wrong shape is an error unless it sums to the input's
+    shape, and a gradient of another dtype is cast to the input's.
     """
 
     @staticmethod
@@ -92,6 +117,7 @@ class Function:
         record = is_grad_enabled()
         needs = tuple(record and isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx = Context(cls, args, needs)
+        ctx._tensor_inputs = tuple(isinstance(a, Tensor) for a in args)
         out = cls.forward(ctx, *(a.data if isinstance(a, Tensor) else a for a in args))
         result = Tensor._wrap(out, requires_grad=any(needs))
         if result.requires_grad:
@@ -99,50 +125,106 @@ class Function:
         return result
 
 
+def _shape_list(shape: tuple) -> str:
+    return "[" + ", ".join(str(n) for n in shape) + "]"
+
+
+def _expandable(shape: tuple, to: tuple) -> bool:
+    """Whether ``shape`` broadcasts to ``to`` (torch's ``is_expandable_to``)."""
+    if len(shape) > len(to):
+        return False
+    return all(n in (m, 1) for n, m in zip(reversed(shape), reversed(to), strict=False))
+
+
+def _sum_to_shape(grad: Any, shape: tuple) -> Any:
+    """``grad`` summed over the axes along which ``shape`` broadcasts to ``grad.shape``."""
+    lead = len(grad.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
+    )
+    return grad.sum(axis=axes).reshape(shape) if axes else grad.reshape(shape)
+
+
+def _input_grads(ctx: Context, grad: Any) -> tuple:
+    """The gradients ``ctx``'s backward returns, checked and shaped as torch's engine does."""
+    name = f"{ctx.function.__name__}Backward"
+    result = ctx.function.backward(ctx, grad)
+    result = result if isinstance(result, tuple) else (result,)
+    expected = len(ctx._edges)
+    if len(result) < expected or any(g is not None for g in result[expected:]):
+        raise RuntimeError(
+            f"function {name} returned an incorrect number of gradients "
+            f"(expected {expected}, got {len(result)})"
+        )
+    for position, (is_tensor, input_grad) in enumerate(
+        zip(ctx._tensor_inputs, result, strict=False), start=1
+    ):
+        if not is_tensor and input_grad is not None:
+            raise RuntimeError(
+                f"function {name} returned a gradient different than None at position "
+                f"{position}, but the corresponding forward input was not a Variable"
+            )
+    checked = []
+    for index, (meta, input_grad) in enumerate(zip(ctx._metas, result, strict=False)):
+        if meta is None or input_grad is None:
+            checked.append(None)
+            continue
+        shape, dtype = meta
+        if tuple(input_grad.shape) != shape:
+            if not _expandable(shape, tuple(input_grad.shape)):
+                raise RuntimeError(
+                    f"Function {name} returned an invalid gradient at index {index} - got "
+                    f"{_shape_list(input_grad.shape)} but expected shape compatible with "
+                    f"{_shape_list(shape)}"
+                )
+            input_grad = _sum_to_shape(input_grad, shape)
+        if input_grad.dtype != dtype:
+            input_grad = input_grad.astype(dtype)
+        checked.append(input_grad)
+    return tuple(checked)
+
+
 def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
-    """Accumulate d(root)/d(leaf) into every leaf's ``.grad``, walking the graph iteratively."""
-    order = _topological_order(root)
-    grads = {id(root): grad}
-    for tensor in order:
-        g = grads.pop(id(tensor), None)
-        if g is None:
-            continue
-        ctx = tensor._ctx
-        if ctx is None:
-            tensor._accumulate_grad(g)
-            continue
-        if ctx.freed:
-            raise RuntimeError(_FREED)
-        input_grads = ctx.function.backward(ctx, g)
-        for parent, needs, parent_grad in zip(
-            ctx.inputs, ctx.needs_input_grad, input_grads, strict=False
-        ):
-            if not needs or parent_grad is None:
+    """Accumulate d(root)/d(leaf) into every leaf's ``.grad``, walking the graph iteratively.
+
+    Without ``retain_graph`` every visited node's saved arrays are freed: a later backward through
+    it raises torch's error when (and only when) its backward reads ``ctx.saved_tensors``.
+    """
+    start = root if root._ctx is None else root._ctx
+    grads = {id(start): grad}
+    with no_grad():
+        for node in _topological_order(start):
+            g = grads.pop(id(node), None)
+            if g is None:
                 continue
-            previous = grads.get(id(parent))
-            grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
-        if not retain_graph:
-            ctx.free()
+            if not isinstance(node, Context):
+                node._accumulate_grad(g)
+                continue
+            input_grads = _input_grads(node, g)
+            if not retain_graph:  # as in torch, a backward that raised keeps its saved arrays
+                node.free()
+            for parent, parent_grad in zip(node._edges, input_grads, strict=True):
+                if parent_grad is None:
+                    continue
+                previous = grads.get(id(parent))
+                grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors reachable from ``root`` through requires-grad inputs, each after all its users."""
-    order: list[Tensor] = []
+def _topological_order(start: Any) -> list[Any]:
+    """Nodes reachable from ``start`` (Contexts, and leaf Tensors), each after all its users."""
+    order: list[Any] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[tuple[Any, bool]] = [(start, False)]
     while stack:
-        tensor, expanded = stack.pop()
+        node, expanded = stack.pop()
         if expanded:
-            order.append(tensor)
+            order.append(node)
             continue
-        if id(tensor) in visited:
+        if id(node) in visited:
             continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        if tensor._ctx is None:
-            continue
-        for parent, needs in zip(tensor._ctx.inputs, tensor._ctx.needs_input_grad, strict=True):
-            if needs and id(parent) not in visited:
-                stack.append((parent, False))
+        visited.add(id(node))
+        stack.append((node, True))
+        if isinstance(node, Context):
+            stack.extend((parent, False) for parent in node._edges if parent is not None)
     order.reverse()
     return order

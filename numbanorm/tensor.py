@@ -8,9 +8,30 @@ import numpy as np
 
 from numbanorm import autograd
 from numbanorm.dispatch import backend, device_of
-from numbanorm.types import Device, as_dtype, size_str
+from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype, parse_to, size_str, torch_name
 
+# torch words the same refusal three ways: in the constructor, the setter and requires_grad_().
 _NOT_DIFFERENTIABLE = "Only Tensors of floating point and complex dtype can require gradients"
+_NOT_DIFFERENTIABLE_SET = "only Tensors of floating point and complex dtype can require gradients"
+_NOT_FLOATING = "only Tensors of floating point dtype can require gradients"
+_NOT_LEAF = (
+    "you can only change requires_grad flags of leaf variables. If you want to use a computed "
+    "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach()."
+)
+# The C names torch's messages give dtypes (``double`` for float64).
+_C_NAMES = {
+    "float16": "c10::Half",
+    "float32": "float",
+    "float64": "double",
+    "complex64": "c10::complex<float>",
+    "complex128": "c10::complex<double>",
+    "int8": "signed char",
+    "int16": "short int",
+    "int32": "int",
+    "int64": "long int",
+    "uint8": "unsigned char",
+    "bool": "bool",
+}
 
 
 def _check_can_require_grad(dtype: np.dtype) -> None:
@@ -18,29 +39,111 @@ def _check_can_require_grad(dtype: np.dtype) -> None:
         raise RuntimeError(_NOT_DIFFERENTIABLE)
 
 
-def _default_dtype(data: Any) -> np.dtype | None:
-    """torch.tensor's inference: arrays keep their dtype, Python floats become float32."""
+_SCALAR_DTYPES = {
+    bool: np.dtype(np.bool_),
+    int: np.dtype(np.int64),
+    float: np.dtype(np.float32),
+    complex: np.dtype(np.complex64),
+}
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def _promote(a: np.dtype, b: np.dtype) -> np.dtype:
+    """torch.promote_types: the higher category wins whatever the sizes (int64 and float32 give
+    float32, where numpy gives float64); within a category, the larger type."""
+    ca, cb = _CATEGORY.get(a.kind, 2), _CATEGORY.get(b.kind, 2)
+    if ca == cb or {ca, cb} == {2, 3}:
+        return np.promote_types(a, b)
+    return a if ca > cb else b
+
+
+def _infer_dtype(data: Any) -> np.dtype:
+    """torch.tensor's dtype for ``data``: arrays, numpy scalars and tensors keep their dtype,
+    Python bools/ints/floats/complexes give bool/int64/float32/complex64, and a sequence
+    promotes its elements' types as torch does (``[np.float64(1), 2.0]`` is float64)."""
+    if isinstance(data, Tensor):
+        return data.dtype
     if hasattr(data, "dtype"):
-        return None
-    kind = np.asarray(data).dtype.kind
-    return {"f": np.dtype(np.float32), "c": np.dtype(np.complex64), "i": np.dtype(np.int64)}.get(
-        kind
-    )
+        return as_dtype(data.dtype)
+    for kind, dtype in _SCALAR_DTYPES.items():
+        if type(data) is kind:
+            return dtype
+    if isinstance(data, (list, tuple)):
+        result = None
+        for item in data:
+            item_dtype = _infer_dtype(item)
+            result = item_dtype if result is None else _promote(result, item_dtype)
+        return DEFAULT_DTYPE if result is None else result
+    inferred = np.asarray(data).dtype  # another array-like: numpy's kind, torch's default size
+    defaults = {"b": bool, "u": int, "i": int, "f": float, "c": complex}
+    return _SCALAR_DTYPES[defaults[inferred.kind]] if inferred.kind in defaults else inferred
 
 
 class Tensor:
     """An array with ``grad``, ``requires_grad`` and the Function that made it (torch.Tensor)."""
 
-    __slots__ = ("_ctx", "data", "grad", "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_grad", "_requires_grad", "data")
     __array_priority__ = 1000
 
     def __init__(self, data: Any, requires_grad: bool = False):
         self.data = data
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
         self._ctx: autograd.Context | None = None
         if requires_grad:
             _check_can_require_grad(self.dtype)
-        self.requires_grad = requires_grad
+        self._requires_grad = bool(requires_grad)
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad: bool) -> None:
+        if not isinstance(requires_grad, bool):
+            raise RuntimeError("requires_grad must be a bool")
+        if self._ctx is not None and requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables.")
+        self._set_requires_grad(requires_grad, _NOT_DIFFERENTIABLE_SET)
+
+    def _set_requires_grad(self, requires_grad: bool, message: str) -> None:
+        if self._ctx is not None:
+            if not requires_grad:
+                raise RuntimeError(_NOT_LEAF)
+            return
+        if requires_grad and self.dtype.kind not in "fc":
+            raise RuntimeError(message)
+        self._requires_grad = requires_grad
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient accumulated by ``backward()`` (leaves only); None until then."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, grad: Tensor | None) -> None:
+        if grad is not None:
+            if not isinstance(grad, Tensor):
+                raise TypeError(
+                    "assigned grad expected to be a Tensor or None but got grad of type "
+                    f"{type(grad).__name__}"
+                )
+            if grad.shape != self.shape:
+                raise RuntimeError(
+                    f"attempting to assign a gradient of size '{list(grad.shape)}' to a tensor "
+                    f"of size '{list(self.shape)}'. Please ensure that the gradient and the "
+                    "tensor are the same size"
+                )
+            if grad.dtype != self.dtype:
+                c_name = _C_NAMES.get(grad.dtype.name, grad.dtype.name)
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype '{c_name}' "
+                    f"to a tensor with grad_dtype '{torch_name(self.dtype)}'. The gradient must "
+                    "match the tensor's grad_dtype (defaults to the tensor's dtype). You can set "
+                    "the tensor's grad_dtype attribute with a specific dtype, or None to allow "
+                    "any dtype. Set grad_dtype with caution. Diverging the dtypes of a tensor "
+                    "and its gradient may break downstream systems that assume they match."
+                )
+        self._grad = grad
 
     @classmethod
     def _wrap(cls, data: Any, requires_grad: bool = False) -> Tensor:
@@ -112,19 +215,23 @@ class Tensor:
         return Tensor(self.data)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad:
-            _check_can_require_grad(self.dtype)
-        self.requires_grad = requires_grad
+        self._set_requires_grad(bool(requires_grad), _NOT_FLOATING)
         return self
 
-    def to(self, device: Any = None, dtype: Any = None) -> Tensor:
-        """This tensor on ``device`` and/or as ``dtype``; itself if unchanged (torch.Tensor.to)."""
-        target = self.device if device is None else Device(device)
-        new_dtype = self.dtype if dtype is None else as_dtype(dtype)
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """This tensor on a device and/or as a dtype; itself if unchanged (torch.Tensor.to).
+
+        Takes ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` and keywords. As in torch the
+        copy is on the tape: gradients flow back to this tensor, cast back to its dtype.
+        """
+        device, dtype = parse_to(args, kwargs)
+        target = self.device if device is None else device
+        new_dtype = self.dtype if dtype is None else dtype
         if target == self.device and new_dtype == self.dtype:
             return self
-        data = backend(target.type).asarray(self.data, dtype=new_dtype)
-        return Tensor(data, requires_grad=self.requires_grad and new_dtype.kind in "fc")
+        if new_dtype.kind not in "fc":  # not differentiable: a plain copy
+            return Tensor(backend(target.type).asarray(self.data, dtype=new_dtype))
+        return _ToCopy.apply(self, target, new_dtype)
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -147,16 +254,29 @@ class Tensor:
             grad = backend(self.device.type).full(self.shape, 1, dtype=self.dtype)
         else:
             grad = gradient.data if isinstance(gradient, Tensor) else gradient
+            grad = backend(self.device.type).asarray(grad)
             if tuple(grad.shape) != self.shape:
                 raise RuntimeError(
                     f"Mismatch in shape: grad_output[0] has a shape of {size_str(grad.shape)} "
                     f"and output[0] has a shape of {size_str(self.shape)}."
                 )
+            if grad.dtype != self.dtype:  # torch casts the gradient to the output's dtype
+                grad = grad.astype(self.dtype)
         autograd.run_backward(self, grad, bool(retain_graph))
 
     def _accumulate_grad(self, grad: Any) -> None:
+        """Add ``grad`` into ``.grad``: a copy the first time, then in place (torch's
+        AccumulateGrad), so a reference to ``.grad`` sees later backward calls. As torch's
+        layout contract, a new ``.grad`` has the leaf's memory layout (channels-last stays so)."""
         if self.grad is None:
-            self.grad = Tensor(grad.copy())
+            if isinstance(self.data, np.ndarray) and isinstance(grad, np.ndarray):
+                copy = np.empty_like(self.data, dtype=grad.dtype)
+                copy[...] = grad
+            else:
+                copy = grad.copy()
+            self.grad = Tensor(copy)
+        elif self.grad.shape == tuple(grad.shape) and self.grad.dtype == grad.dtype:
+            self.grad.data += grad
         else:
             self.grad = Tensor(self.grad.data + grad)
 
@@ -176,12 +296,42 @@ class Tensor:
         return "tensor(" + ", ".join([body, *extras]) + ")"
 
 
+class _ToCopy(autograd.Function):
+    """``Tensor.to`` on the tape: a copy on another device or with another floating dtype."""
+
+    @staticmethod
+    def forward(ctx: autograd.Context, x: Any, device: Device, dtype: np.dtype) -> Any:
+        ctx.source = (device_of(x), x.dtype)
+        return backend(device.type).asarray(x, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx: autograd.Context, grad: Any) -> tuple:
+        device, dtype = ctx.source
+        return backend(device).asarray(grad, dtype=dtype), None, None
+
+
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """A new tensor holding a copy of ``data`` (torch.tensor)."""
+    """A new tensor holding a copy of ``data`` (torch.tensor), with torch's dtype inference."""
+    target = as_dtype(dtype) if dtype is not None else _infer_dtype(data)
     if isinstance(data, Tensor):
         data = np.asarray(data)
-    target = as_dtype(dtype) if dtype is not None else _default_dtype(data)
+    elif isinstance(data, (list, tuple)):
+        data = _host_items(data)
     array = np.array(data, dtype=target, copy=True)
     if device is not None and Device(device).type != "cpu":
         array = backend(Device(device).type).asarray(array)
     return Tensor(array, requires_grad=requires_grad)
+
+
+def _host_items(data: list | tuple) -> list | tuple:
+    """``data`` with every Tensor in it (at any depth) replaced by its host array."""
+    if not any(isinstance(item, (Tensor, list, tuple)) for item in data):
+        return data
+    return [
+        np.asarray(item)
+        if isinstance(item, Tensor)
+        else _host_items(item)
+        if isinstance(item, (list, tuple))
+        else item
+        for item in data
+    ]

@@ -1,5 +1,6 @@
 """dtype and device arguments as torch takes them, turned into numpy dtypes and ``Device``."""
 
+import re
 from typing import Any
 
 import numpy as np
@@ -15,20 +16,65 @@ def as_dtype(dtype: Any) -> np.dtype:
     return np.dtype(dtype)
 
 
+_TORCH_DEVICE_TYPES = (
+    "cpu, cuda, ipu, xpu, mkldnn, opengl, opencl, ideep, hip, ve, fpga, maia, xla, lazy, vulkan, "
+    "mps, meta, hpu, mtia, privateuseone"
+)
+_DEVICE_STRING = re.compile(r"([a-zA-Z_]+)(?::([1-9]\d*|0))?")
+
+
+def _is_device_like(obj: Any) -> bool:
+    """A torch.device (or this module's Device): has ``type`` and ``index``; dtypes have not."""
+    return not isinstance(obj, (str, np.dtype)) and hasattr(obj, "type") and hasattr(obj, "index")
+
+
 class Device:
-    """A device (torch.device): ``type`` is ``"cpu"`` or ``"cuda"``; compares equal to its name."""
+    """A device (torch.device): ``type`` is ``"cpu"`` or ``"cuda"``; compares equal to its name.
+
+    Takes what torch.device takes (``"cuda:1"``, ``("cuda", 1)``, a Device) and raises torch's
+    errors for malformed strings; device types torch knows but numbanorm has no kernels for are
+    refused too.
+    """
 
     __slots__ = ("index", "type")
 
-    def __init__(self, spec: "str | Device | None" = None):
-        name = "cpu" if spec is None else str(spec)
-        kind, _, index = name.partition(":")
-        if kind not in ("cpu", "cuda"):
-            raise RuntimeError(
-                f"Expected one of cpu, cuda device type at start of device string: {name}"
+    def __init__(self, spec: "str | int | Device | None" = None, index: int | None = None):
+        if isinstance(spec, Device) or _is_device_like(spec):  # torch.device too
+            spec = str(spec)
+        elif spec is None:
+            spec = "cpu"
+        elif isinstance(spec, int) and not isinstance(spec, bool):
+            spec, index = "cuda", spec
+        if not isinstance(spec, str):
+            raise TypeError(
+                f"device() received an invalid combination of arguments - got "
+                f"({type(spec).__name__}), but expected one of:\n * (torch.device device)\n"
+                f"      didn't match because some of the arguments have invalid types: "
+                f"(!{type(spec).__name__}!)\n * (str type, int index = -1)\n"
             )
+        if not spec:
+            raise RuntimeError("Device string must not be empty")
+        match = _DEVICE_STRING.fullmatch(spec)
+        if match is None:
+            raise RuntimeError(f"Invalid device string: '{spec}'")
+        kind, parsed = match.groups()
+        if kind not in _TORCH_DEVICE_TYPES.split(", "):
+            raise RuntimeError(
+                f"Expected one of {_TORCH_DEVICE_TYPES} device type at start of device string: "
+                f"{kind}"
+            )
+        if index is not None:
+            if parsed is not None:
+                raise RuntimeError(
+                    "type (string) must not include an index because index was passed "
+                    f"explicitly: {spec}"
+                )
+            if index < 0:
+                raise RuntimeError("Device index must not be negative")
+        if kind not in ("cpu", "cuda"):
+            raise RuntimeError(f"numbanorm has no kernels for device '{kind}'")
         self.type = kind
-        self.index = int(index) if index else None
+        self.index = index if parsed is None else int(parsed)
 
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
@@ -47,6 +93,41 @@ class Device:
 
     def __hash__(self) -> int:
         return hash((self.type, self.index))
+
+
+_TO_KEYWORDS = ("device", "dtype", "non_blocking", "copy")
+
+
+def _is_dtype_name(name: str) -> bool:
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True
+
+
+def parse_to(args: tuple, kwargs: dict) -> "tuple[Device | None, np.dtype | None]":
+    """The device and dtype of ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` and their
+    keyword forms (torch.Tensor.to and torch.nn.Module.to); a string is a device unless it
+    names a numpy dtype (``"float64"``)."""
+    for key in kwargs:
+        if key not in _TO_KEYWORDS:
+            raise TypeError(f"to() got an unexpected keyword argument '{key}'")
+    device = kwargs.get("device")
+    dtype = kwargs.get("dtype")
+    for arg in args:
+        if (
+            isinstance(arg, (Device, int))
+            or _is_device_like(arg)
+            or (isinstance(arg, str) and not _is_dtype_name(arg))
+        ):
+            device = arg
+        else:
+            dtype = arg
+    return (
+        None if device is None else Device(device),
+        None if dtype is None else as_dtype(dtype),
+    )
 
 
 def size_str(shape: tuple) -> str:
