@@ -122,3 +122,11 @@ def test_batch_norm_on_channels_last_input_does_not_copy_it(monkeypatch, shape, 
         assert np.shares_memory(array, x_array), f"{name} got a copy of the input"
     assert _is_channels_last(y.data), "output is not channels-last"
     assert y.dtype == x.dtype and x.grad.dtype == x.dtype
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_input_gradient_keeps_channels_last(shape, training):
+    """As torch's gradient layout contract: a dense leaf's ``.grad`` has the leaf's strides."""
+    x_array, x, _ = _batch_norm_channels_last(shape, training, "float32")
+    assert x.grad.data.strides == x_array.strides, "input gradient is not channels-last"
