@@ -32,6 +32,8 @@ class Lib:
         if name == "torch":
             import torch
 
+            # Tiny test inputs: waking torch's thread pool would cost more than it saves.
+            torch.set_num_threads(1)
             self.torch = torch
             self.nn = torch.nn
         else:

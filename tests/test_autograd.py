@@ -491,23 +491,9 @@ for _case in [
     CASES.add(_case.__name__.replace("_", "-"), _case)
 
 
-# Bugs outside the tape, in numbanorm/functions/batch_norm.py: strict, so a fix shows up here.
-DX_PLACEHOLDER = "BatchNorm.backward: 1-D dx placeholder when x needs no grad (numba TypingError)"
-KNOWN_BUGS = {
-    name: DX_PLACEHOLDER
-    for name in CASES.names()
-    if name.startswith("batch-norm-grads-") and not name.startswith("batch-norm-grads-x")
-}
-
-
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_BUGS[name], strict=True))
-        if name in KNOWN_BUGS
-        else name
-        for name in CASES.names()
-    ],
+    CASES.names(),
 )
 def test_autograd_matches_torch(name):
     CASES.check(name)
@@ -592,16 +578,13 @@ def test_no_grad_tells_forward_that_no_input_needs_a_gradient():
     assert seen == [(False,), (True,)]
 
 
-_DX_BUG = pytest.mark.xfail(reason=DX_PLACEHOLDER, strict=True)
-
-
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize(
     "x_grad, weight_grad, bias_grad",
     [
-        pytest.param(False, True, True, marks=_DX_BUG),
+        (False, True, True),
         (True, False, False),
-        pytest.param(False, False, True, marks=_DX_BUG),
+        (False, False, True),
         (True, True, True),
     ],
 )

@@ -10,14 +10,17 @@ from numbanorm.functions.layout import as_layout, channel_view, empty_in_layout
 
 
 def _widen(array: Any) -> Any:
-    """float16 as float32, which Numba's CPU target can compute with; other arrays as they are."""
-    if array is None or array.dtype != np.float16:
-        return array
-    return array.astype(np.float32)
+    """A 1-D parameter (torch accepts any shape with C elements) of a dtype Numba's CPU target
+    computes with: float16 as float32, other arrays as they are."""
+    if array is None:
+        return None
+    array = array.reshape(-1)
+    return array.astype(np.float32) if array.dtype == np.float16 else array
 
 
-def _empty(dtype: Any) -> Any:
-    return np.empty(0, dtype)
+def _empty(dtype: Any, ndim: int = 1) -> Any:
+    """A size-0 array: the kernels' way to say "not wanted" for an output or a buffer."""
+    return np.empty((0,) * ndim, dtype)
 
 
 class BatchNorm(Function):
@@ -43,10 +46,11 @@ class BatchNorm(Function):
         eps: float,
     ) -> Any:
         channels = x.shape[1]
+        param_shapes = tuple(None if p is None else p.shape for p in (weight, bias))
         given = [p for p in (weight, bias, running_mean) if p is not None]
         param_dtype = given[0].dtype if given else x.dtype
-        work = _widen(x)
-        dtype = _widen(_empty(param_dtype)).dtype
+        work = x.astype(np.float32) if x.dtype == np.float16 else x
+        dtype = np.dtype(np.float32) if param_dtype == np.float16 else param_dtype
         weight = np.ones(channels, dtype) if weight is None else _widen(weight)
         bias = np.zeros(channels, dtype) if bias is None else _widen(bias)
         device = backend(device_of(x))
@@ -73,36 +77,39 @@ class BatchNorm(Function):
                 x3, weight, bias, _widen(running_mean), _widen(running_var), eps, y3
             )
             if any(ctx.needs_input_grad):
-                mean = running_mean.astype(np.float64)
-                invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+                mean = running_mean.astype(np.float64).reshape(-1)
+                with np.errstate(divide="ignore"):  # var + eps == 0 gives inf, as in torch
+                    invstd = 1.0 / np.sqrt(running_var.astype(np.float64).reshape(-1) + eps)
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(x3, weight, mean, invstd)
             ctx.layout = layout
             ctx.training = training
             ctx.shape = x.shape
             ctx.dtypes = (x.dtype, param_dtype)
+            ctx.param_shapes = param_shapes
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         x3, weight, mean, invstd = ctx.saved_tensors
         x_dtype, param_dtype = ctx.dtypes
+        weight_shape, bias_shape = ctx.param_shapes
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         kernel = backend(device_of(x3)).kernel(
             "batch_norm", f"batch_norm_backward_{ctx.layout}", x3.size
         )
-        dy3 = as_layout(_widen(grad), ctx.layout)
+        dy3 = as_layout(grad.astype(x3.dtype, copy=False), ctx.layout)
         dx, dx3 = (
             empty_in_layout(ctx.shape, x3.dtype, ctx.layout)
             if needs_x
-            else (None, _empty(x3.dtype))
+            else (None, _empty(x3.dtype, ndim=3))
         )
         dweight = np.empty_like(weight) if needs_weight else _empty(weight.dtype)
         dbias = np.empty_like(weight) if needs_bias else _empty(weight.dtype)
         kernel(dy3, x3, weight, mean, invstd, ctx.training, dx3, dweight, dbias)
         return (
             None if dx is None else dx.astype(x_dtype, copy=False),
-            dweight.astype(param_dtype, copy=False) if needs_weight else None,
-            dbias.astype(param_dtype, copy=False) if needs_bias else None,
+            dweight.astype(param_dtype, copy=False).reshape(weight_shape) if needs_weight else None,
+            dbias.astype(param_dtype, copy=False).reshape(bias_shape) if needs_bias else None,
             None, None, None, None, None,
         )  # fmt: skip

@@ -429,20 +429,9 @@ CASES.add("F-momentum-1d-tensor", lambda lib: functional_call(lib, momentum=lib.
 # Known differences, in code this file's owner does not own (numbanorm/functions/batch_norm.py):
 # the BatchNorm Function indexes weight and bias as 1-D arrays, where torch takes any shape with
 # num_features elements in the forward.
-KNOWN_BUGS = {
-    "F-shape-weight-1x3-eval": "BatchNorm Function: weight of shape (1, C) fails to compile",
-    "F-shape-bias-3x1-train": "BatchNorm Function: bias of shape (C, 1) fails to compile",
-}
-
-
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_BUGS[name], strict=True))
-        if name in KNOWN_BUGS
-        else name
-        for name in CASES.names()
-    ],
+    CASES.names(),
 )
 def test_error_matches_torch(name):
     CASES.check(name)

@@ -318,21 +318,9 @@ for kind, (affine, bias, track), dtype in itertools.product(
 # Known differences, in code this file's owner does not own: BatchNorm.backward in
 # numbanorm/functions/batch_norm.py passes a 1-D placeholder for dx when the input does not need a
 # gradient, and the backward kernels index it as 3-D (numba TypingError).
-KNOWN_BUGS = {
-    name: "BatchNorm.backward: 1-D dx placeholder when x needs no grad (numba TypingError)"
-    for name in CASES.names()
-    if name.startswith(("grad-params-only", "grad-weight-only"))
-}
-
-
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_BUGS[name], strict=True))
-        if name in KNOWN_BUGS
-        else name
-        for name in CASES.names()
-    ],
+    CASES.names(),
 )
 def test_functional_batch_norm_matches_torch(name):
     CASES.check(name)
