@@ -51,3 +51,22 @@ def test_batch_norm_gradients(shape, layout, mode, affine):
         return output
 
     gradcheck(batch_norm, arrays, seed=6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_batch_norm_gradients_of_parameters_only(layout, mode):
+    """An input that needs no gradient (a model's first layer): weight and bias only."""
+    shape = (2, 3, 2, 3)
+    x = deterministic(shape, 1, np.float64)
+    x = channels_last(x) if layout == "channels_last" else x
+    running_mean = deterministic((3,), 2, np.float64, -0.5, 0.5)
+    running_var = deterministic((3,), 3, np.float64, 0.5, 1.5)
+    weight = deterministic((3,), 4, np.float64, 0.5, 1.5)
+    bias = deterministic((3,), 5, np.float64, -1.0, 1.0)
+
+    def batch_norm(weight, bias):
+        running = (running_mean.copy(), running_var.copy()) if mode != "train-untracked" else ()
+        return F.batch_norm(x, *(running or (None, None)), weight, bias, mode != "eval", 0.1, 1e-5)
+
+    gradcheck(batch_norm, [weight, bias], seed=7)

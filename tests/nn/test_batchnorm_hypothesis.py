@@ -3,7 +3,8 @@ independent float64 numpy reference (and torch, live, when it is installed).
 
 Shapes: N and the 0 to 3 spatial sizes in 0..4 (so 1 and empty batches), C in 1..4. Layouts:
 contiguous, channels-last, and strided views (any axis order in memory, steps of 2, negative
-strides). Each example runs two training steps and an evaluation step, forward and backward.
+strides). Each example runs two training steps and an evaluation step, forward and backward
+(with or without a gradient for the input).
 
 ``test_batchnorm_fuzz`` is the long run, ``python -m pytest -m fuzz`` (the "fuzz" hypothesis
 profile); in a run that does not ask for fuzz tests it runs the loaded profile's few examples.
@@ -47,6 +48,7 @@ def scenarios(draw):
         "track": draw(st.booleans()),
         "momentum": draw(st.sampled_from([0.1, 0.0, 1.0, None])),
         "eps": draw(st.sampled_from([1e-5, 0.1])),
+        "input_grad": draw(st.booleans()),
         "seed": draw(st.integers(0, 2**16)),
     }
 
@@ -84,7 +86,8 @@ def upstream(scenario, step):
 
 def run_module(lib, scenario, dtype=None):
     """The three steps on ``lib``: outputs, gradients and the state after each step. With
-    ``dtype``, the scenario's values (still drawn in the scenario's dtype) are computed in it."""
+    ``dtype`` (torch only), the scenario's values (still drawn in the scenario's dtype) are
+    computed in it, and the running statistics rounded to the scenario's dtype after each step."""
     shape = scenario["shape"]
     dtype = dtype or scenario["dtype"]
     module = getattr(lib.nn, MODULES[len(shape)])(
@@ -107,21 +110,28 @@ def run_module(lib, scenario, dtype=None):
         # numbanorm gets the strided view itself; torch a contiguous copy: it takes no negative
         # strides, and torch 2.13 gets the input gradient wrong for some size-1-axis layouts
         # (shape (1, 2, 1, 2), strides (1, 1, 2, 2), a contiguous upstream gradient).
+        grad = scenario["input_grad"]
         if lib is NUMBANORM:
-            x = numbanorm.Tensor(array, requires_grad=True)
+            x = numbanorm.Tensor(array, requires_grad=grad)
         else:
-            x = lib.tensor(np.ascontiguousarray(array), requires_grad=True)
+            x = lib.tensor(np.ascontiguousarray(array), requires_grad=grad)
         y = module(x)
-        y.backward(lib.tensor(upstream(scenario, step).astype(dtype)))
+        if grad or scenario["affine"]:
+            y.backward(lib.tensor(upstream(scenario, step).astype(dtype)))
         if lib is NUMBANORM:
             np.testing.assert_array_equal(array, before, "the input was modified")
             if scenario["layout"] == "channels_last":
                 assert np.moveaxis(y.data, 1, -1).flags.c_contiguous, "y is not channels-last"
         out[f"y{step}"] = lib.numpy(y)
-        out[f"dx{step}"] = lib.numpy(x.grad)
+        if grad:
+            out[f"dx{step}"] = lib.numpy(x.grad)
         for name, param in module.named_parameters():
             out[f"d{name}{step}"] = lib.numpy(param.grad)
         module.zero_grad()
+        if dtype != scenario["dtype"]:  # torch's buffers hold the scenario's dtype's values
+            for buffer in module.buffers():
+                if buffer.is_floating_point():
+                    buffer.copy_(buffer.to(lib.dtype(scenario["dtype"])))
         for key, value in module.state_dict().items():
             out[f"{key}{step}"] = np.array(np.asarray(value))
     return out
@@ -169,7 +179,8 @@ def reference(scenario):
             )
         else:
             dx = w * invstd * dy
-        out[f"dx{step}"] = dx
+        if scenario["input_grad"]:
+            out[f"dx{step}"] = dx
         if scenario["affine"]:
             out[f"dweight{step}"] = dweight
             if scenario["bias"]:
