@@ -42,16 +42,17 @@ def _chunk_bounds(t, rows, chunks):
 
 @cpu_helper
 def _finish_channel(
-    c, s1, s2, shift, count, weight, bias, eps, momentum, running_mean, running_var, mean, invstd
+    c, s1, s2, shift, count, weight, eps, momentum, running_mean, running_var, mean, invstd
 ):
     """Turn one channel's shifted sums into mean/invstd, update its running stats.
 
-    Returns the float64 ``(scale, offset)`` with ``y = x * scale + offset``.
+    Returns the float64 ``scale`` with ``y = (x - mean) * scale + bias``: centring first keeps a
+    constant channel at exactly ``bias`` however large its mean.
     """
     if count == 0:
         mean[c] = 0.0
         invstd[c] = 0.0
-        return 0.0, 0.0
+        return 0.0
     delta = s1 / count
     var = max((s2 - s1 * delta) / count, 0.0)
     mu = shift + delta
@@ -62,8 +63,17 @@ def _finish_channel(
         running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mu
         unbiased = var * count / (count - 1)
         running_var[c] = (1.0 - momentum) * running_var[c] + momentum * unbiased
-    scale = weight[c] * inv
-    return scale, bias[c] - mu * scale
+    return weight[c] * inv
+
+
+@cpu_helper
+def _normalize_nsc_rows(x, mean, scale, bias, y, start, stop):
+    s = x.shape[1]
+    for r in range(start, stop):
+        i = r // s
+        j = r - i * s
+        for c in range(x.shape[2]):
+            y[i, j, c] = (np.float64(x[i, j, c]) - mean[c]) * scale[c] + bias[c]
 
 
 @cpu_helper
@@ -108,13 +118,15 @@ def batch_norm_train_ncs(
                 d = np.float64(x[i, c, j]) - shift
                 s1 += d
                 s2 += d * d
-        scale, offset = _finish_channel(
-            c, s1, s2, shift, count, weight, bias, eps, momentum,
+        scale = _finish_channel(
+            c, s1, s2, shift, count, weight, eps, momentum,
             running_mean, running_var, mean, invstd,
         )  # fmt: skip
+        mu = mean[c]
+        b = np.float64(bias[c])
         for i in range(n):
             for j in range(s):
-                y[i, c, j] = np.float64(x[i, c, j]) * scale + offset
+                y[i, c, j] = (np.float64(x[i, c, j]) - mu) * scale + b
 
 
 @cpu_kernel
@@ -146,20 +158,22 @@ def batch_norm_train_nsc(
                 p1[c] += d
                 p2[c] += d * d
     scale = np.empty(channels)
-    offset = np.empty(channels)
     for c in range(channels):
-        scale[c], offset[c] = _finish_channel(
-            c, part1[:, c].sum(), part2[:, c].sum(), shift[c], rows, weight, bias, eps,
+        scale[c] = _finish_channel(
+            c, part1[:, c].sum(), part2[:, c].sum(), shift[c], rows, weight, eps,
             momentum, running_mean, running_var, mean, invstd,
         )  # fmt: skip
     for t in prange(chunks):
         start, stop = _chunk_bounds(t, rows, chunks)
-        _affine_nsc_rows(x, scale, offset, y, start, stop)
+        _normalize_nsc_rows(x, mean, scale, bias, y, start, stop)
 
 
 @cpu_kernel
 def batch_norm_eval_ncs(x, weight, bias, running_mean, running_var, eps, y):
-    """Inference forward on an ``(N, C, S)`` view: ``y = x*scale + offset`` from running stats."""
+    """Inference forward on an ``(N, C, S)`` view: ``y = x*scale + offset`` from running stats.
+
+    torch's own formula, kept so that ``var + eps == 0`` gives the same inf/NaN as torch.
+    """
     n, channels, s = x.shape
     scale, offset = _eval_scale_offset(weight, bias, running_mean, running_var, eps)
     for t in prange(n * channels):

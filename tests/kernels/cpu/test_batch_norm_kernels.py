@@ -293,8 +293,9 @@ def test_large_mean_offset(layout):
     assert_close(y, as_view(expected, layout).astype(np.float32), "eval y")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", KERNELS)
-def test_constant_channels(layout, dtype=np.float32):
+def test_constant_channels(layout, dtype):
     """A channel with variance 0 normalizes to exactly its bias, with finite gradients."""
     x3, dy3, weight, bias = _layout_data(layout, dtype)
     constants = {0: 0.3, 2: 1e6 + 0.5}
