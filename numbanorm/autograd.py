@@ -5,6 +5,7 @@ the iterative backward walk.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -198,16 +199,36 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
             if g is None:
                 continue
             if not isinstance(node, Context):
-                node._accumulate_grad(g)
+                owned = _only_reference(g)  # before ``g`` is also a pending call argument
+                node._accumulate_grad(g, owned)
                 continue
             input_grads = _input_grads(node, g)
             if not retain_graph:  # as in torch, a backward that raised keeps its saved arrays
                 node.free()
-            for parent, parent_grad in zip(node._edges, input_grads, strict=True):
-                if parent_grad is None:
-                    continue
-                previous = grads.get(id(parent))
-                grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+            _add_grads(grads, node._edges, input_grads)
+            del input_grads  # leaves ``grads`` the only holder, so a leaf can take one over
+
+
+def _add_grads(grads: dict, edges: tuple, input_grads: tuple) -> None:
+    for parent, parent_grad in zip(edges, input_grads, strict=True):
+        if parent_grad is not None:
+            previous = grads.get(id(parent))
+            grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+
+
+def _only_reference(array: Any) -> bool:
+    """Whether the engine's local name is the only reference to ``array`` and to the memory it
+    views (torch's AccumulateGrad checks the use count the same way before stealing a buffer)."""
+    # References to the array here: the caller's local, this argument, getrefcount's argument.
+    if sys.getrefcount(array) > 3:
+        return False
+    base = getattr(array, "base", None)
+    while base is not None:
+        # References to a base: its view's ``.base``, the local ``base``, getrefcount's argument.
+        if sys.getrefcount(base) > 3:
+            return False
+        base = getattr(base, "base", None)
+    return True
 
 
 def _topological_order(start: Any) -> list[Any]:

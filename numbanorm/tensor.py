@@ -264,12 +264,15 @@ class Tensor:
                 grad = grad.astype(self.dtype)
         autograd.run_backward(self, grad, bool(retain_graph))
 
-    def _accumulate_grad(self, grad: Any) -> None:
-        """Add ``grad`` into ``.grad``: a copy the first time, then in place (torch's
-        AccumulateGrad), so a reference to ``.grad`` sees later backward calls. As torch's
-        layout contract, a new ``.grad`` has the leaf's memory layout (channels-last stays so)."""
+    def _accumulate_grad(self, grad: Any, owned: bool = False) -> None:
+        """Add ``grad`` into ``.grad``: the first time a copy, or ``grad`` itself when the engine
+        ``owned`` it alone and it has the leaf's strides; then in place (torch's AccumulateGrad),
+        so a reference to ``.grad`` sees later backward calls. As torch's layout contract, a new
+        ``.grad`` has the leaf's memory layout (channels-last stays so)."""
         if self.grad is None:
-            if isinstance(self.data, np.ndarray) and isinstance(grad, np.ndarray):
+            if owned and grad.strides == self.data.strides and grad.dtype == self.dtype:
+                copy = grad
+            elif isinstance(self.data, np.ndarray) and isinstance(grad, np.ndarray):
                 copy = np.empty_like(self.data, dtype=grad.dtype)
                 copy[...] = grad
             else:

@@ -630,3 +630,40 @@ def test_backward_calls_no_backward_of_a_branch_that_needs_no_gradient():
     y = mul(NUMBANORM_LIB).apply(fn.apply(x), fn.apply(frozen))
     y.sum().backward()
     assert calls == [(True,)]
+
+
+def test_leaf_takes_over_a_gradient_only_the_engine_holds():
+    """As torch's AccumulateGrad: a fresh gradient becomes ``.grad`` without a copy; one that a
+    Function keeps a reference to, or the caller's own gradient, is copied."""
+    made, kept = [], []
+
+    class Fresh(nb.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            out = grad * 2
+            made.append(id(out))
+            return out
+
+    class Keeps(Fresh):
+        @staticmethod
+        def backward(ctx, grad):
+            out = grad * 2
+            kept.append(out)
+            return out
+
+    x = nb.tensor(np.ones(3, np.float32), requires_grad=True)
+    Fresh.apply(x).backward(nb.tensor(np.ones(3, np.float32)))
+    assert id(x.grad.data) == made[0]
+    x = nb.tensor(np.ones(3, np.float32), requires_grad=True)
+    Keeps.apply(x).backward(nb.tensor(np.ones(3, np.float32)))
+    assert x.grad.data is not kept[0]
+    x.grad.data += 1
+    np.testing.assert_array_equal(kept[0], [2, 2, 2])
+    gradient = np.ones(3, np.float32)
+    leaf = nb.tensor(np.ones(3, np.float32), requires_grad=True)
+    leaf.backward(gradient)
+    assert not np.shares_memory(leaf.grad.data, gradient)
