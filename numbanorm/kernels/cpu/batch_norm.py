@@ -67,6 +67,72 @@ def _finish_channel(
 
 
 @cpu_helper
+def _row(r, s):
+    i = r // s
+    return i, r - i * s
+
+
+# The two channels-last reductions take rows four at a time: the per-channel partials are loaded
+# and stored once per four rows instead of once per row, which is what bounds the loop.
+
+
+@cpu_helper
+def _moment_rows(x, shift, p1, p2, start, stop):
+    """Add the shifted sums ``d`` and ``d*d`` (``d = x - shift``) of rows ``[start, stop)``."""
+    s = x.shape[1]
+    r = start
+    while r + 4 <= stop:
+        i0, j0 = _row(r, s)
+        i1, j1 = _row(r + 1, s)
+        i2, j2 = _row(r + 2, s)
+        i3, j3 = _row(r + 3, s)
+        for c in range(x.shape[2]):
+            k = shift[c]
+            d0 = np.float64(x[i0, j0, c]) - k
+            d1 = np.float64(x[i1, j1, c]) - k
+            d2 = np.float64(x[i2, j2, c]) - k
+            d3 = np.float64(x[i3, j3, c]) - k
+            p1[c] += (d0 + d1) + (d2 + d3)
+            p2[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+        r += 4
+    for rest in range(r, stop):
+        i, j = _row(rest, s)
+        for c in range(x.shape[2]):
+            d = np.float64(x[i, j, c]) - shift[c]
+            p1[c] += d
+            p2[c] += d * d
+
+
+@cpu_helper
+def _grad_moment_rows(dy, x, mean, p_dy, p_dyx, start, stop):
+    """Add the sums of ``dy`` and ``dy * (x - mean)`` of rows ``[start, stop)``."""
+    s = x.shape[1]
+    r = start
+    while r + 4 <= stop:
+        i0, j0 = _row(r, s)
+        i1, j1 = _row(r + 1, s)
+        i2, j2 = _row(r + 2, s)
+        i3, j3 = _row(r + 3, s)
+        for c in range(x.shape[2]):
+            mu = mean[c]
+            g0 = np.float64(dy[i0, j0, c])
+            g1 = np.float64(dy[i1, j1, c])
+            g2 = np.float64(dy[i2, j2, c])
+            g3 = np.float64(dy[i3, j3, c])
+            p_dy[c] += (g0 + g1) + (g2 + g3)
+            p_dyx[c] += (
+                g0 * (np.float64(x[i0, j0, c]) - mu) + g1 * (np.float64(x[i1, j1, c]) - mu)
+            ) + (g2 * (np.float64(x[i2, j2, c]) - mu) + g3 * (np.float64(x[i3, j3, c]) - mu))
+        r += 4
+    for rest in range(r, stop):
+        i, j = _row(rest, s)
+        for c in range(x.shape[2]):
+            g = np.float64(dy[i, j, c])
+            p_dy[c] += g
+            p_dyx[c] += g * (np.float64(x[i, j, c]) - mean[c])
+
+
+@cpu_helper
 def _normalize_nsc_rows(x, mean, scale, bias, y, start, stop):
     s = x.shape[1]
     for r in range(start, stop):
@@ -148,15 +214,7 @@ def batch_norm_train_nsc(
     part2 = np.zeros((chunks, channels))
     for t in prange(chunks):
         start, stop = _chunk_bounds(t, rows, chunks)
-        p1 = part1[t]
-        p2 = part2[t]
-        for r in range(start, stop):
-            i = r // s
-            j = r - i * s
-            for c in range(channels):
-                d = np.float64(x[i, j, c]) - shift[c]
-                p1[c] += d
-                p2[c] += d * d
+        _moment_rows(x, shift, part1[t], part2[t], start, stop)
     scale = np.empty(channels)
     for c in range(channels):
         scale[c] = _finish_channel(
@@ -257,15 +315,7 @@ def batch_norm_backward_nsc(dy, x, weight, mean, invstd, train, dx, dweight, dbi
     if train or dweight.size > 0 or dbias.size > 0:
         for t in prange(chunks):
             start, stop = _chunk_bounds(t, rows, chunks)
-            p_dy = part_dy[t]
-            p_dyx = part_dyx[t]
-            for r in range(start, stop):
-                i = r // s
-                j = r - i * s
-                for c in range(channels):
-                    g = np.float64(dy[i, j, c])
-                    p_dy[c] += g
-                    p_dyx[c] += g * (np.float64(x[i, j, c]) - mean[c])
+            _grad_moment_rows(dy, x, mean, part_dy[t], part_dyx[t], start, stop)
     k_dy = np.empty(channels)
     k_x = np.empty(channels)
     k_0 = np.empty(channels)
