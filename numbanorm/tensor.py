@@ -180,7 +180,7 @@ class Tensor:
         return self.ndim
 
     def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return int(self.data.size)
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -11,13 +11,22 @@ NCS = "ncs"
 NSC = "nsc"
 
 
+def _channels_to_end(a: Any) -> Any:
+    # transpose with a literal order: np.moveaxis costs more than the kernel on a tiny input
+    return a.transpose(0, *range(2, a.ndim), 1)
+
+
+def _channels_to_front(a: Any) -> Any:
+    return a.transpose(0, a.ndim - 1, *range(1, a.ndim - 1))
+
+
 def channel_view(x: Any) -> tuple[Any, str]:
     """``x`` as ``(N, C, S)`` (contiguous NCHW) or ``(N, S, C)`` (channels-last), and which."""
     n, c = x.shape[:2]
     s = prod(x.shape[2:])
     if s > 1 and x.flags.c_contiguous:
         return x.reshape(n, c, s), NCS
-    channels_last = np.moveaxis(x, 1, -1)
+    channels_last = _channels_to_end(x)
     if channels_last.flags.c_contiguous:
         return channels_last.reshape(n, s, c), NSC
     return np.ascontiguousarray(x).reshape(n, c, s), NCS
@@ -29,7 +38,7 @@ def as_layout(a: Any, layout: str) -> Any:
     s = prod(a.shape[2:])
     if layout == NCS:
         return np.ascontiguousarray(a).reshape(n, c, s)
-    return np.ascontiguousarray(np.moveaxis(a, 1, -1)).reshape(n, s, c)
+    return np.ascontiguousarray(_channels_to_end(a)).reshape(n, s, c)
 
 
 def empty_in_layout(shape: tuple, dtype: Any, layout: str) -> tuple[Any, Any]:
@@ -41,4 +50,4 @@ def empty_in_layout(shape: tuple, dtype: Any, layout: str) -> tuple[Any, Any]:
         out = np.empty(shape, dtype)
         return out, out.reshape(n, c, s)
     stored = np.empty((n, *spatial, c), dtype)
-    return np.moveaxis(stored, -1, 1), stored.reshape(n, s, c)
+    return _channels_to_front(stored), stored.reshape(n, s, c)
