@@ -36,8 +36,10 @@ class Lib:
             torch.set_num_threads(1)
             self.torch = torch
             self.nn = torch.nn
+            self.optim = torch.optim
         else:
             self.nn = numbanorm.nn
+            self.optim = numbanorm.optim
         self.F = self.nn.functional
 
     def tensor(self, array: np.ndarray, requires_grad: bool = False) -> Any:
