@@ -236,11 +236,139 @@ class Tensor:
     def cpu(self) -> Tensor:
         return self.to("cpu")
 
-    def sum(self) -> Tensor:
-        """The sum of all elements, as a 0-d tensor (torch.Tensor.sum without ``dim``)."""
+    def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """The sum over ``dim`` (an int or a tuple; all elements when None), torch.Tensor.sum."""
         from numbanorm.functions.reduce import Sum
 
-        return Sum.apply(self)
+        return Sum.apply(self) if dim is None and not keepdim else Sum.apply(self, dim, keepdim)
+
+    def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """The mean over ``dim`` (an int or a tuple; all elements when None), torch.Tensor.mean."""
+        from numbanorm.functions.reduce import Mean
+
+        return Mean.apply(self, dim, keepdim)
+
+    # Arithmetic: Tensors and Python numbers, with torch's broadcasting and type promotion.
+
+    def _binary(self, function_name: str, other: Any, reflected: bool = False) -> Tensor:
+        from numbanorm.functions import elementwise
+
+        if isinstance(other, np.generic):
+            other = other.item()
+        if not isinstance(other, (Tensor, bool, int, float, complex)):
+            return NotImplemented
+        function = getattr(elementwise, function_name)
+        return function.apply(other, self) if reflected else function.apply(self, other)
+
+    def __add__(self, other: Any) -> Tensor:
+        return self._binary("Add", other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return self._binary("Add", other, reflected=True)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return self._binary("Sub", other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return self._binary("Sub", other, reflected=True)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return self._binary("Mul", other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return self._binary("Mul", other, reflected=True)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return self._binary("Div", other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return self._binary("Div", other, reflected=True)
+
+    def __neg__(self) -> Tensor:
+        from numbanorm.functions.elementwise import Neg
+
+        return Neg.apply(self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        from numbanorm.functions.matmul import MatMul
+
+        if not isinstance(other, Tensor):
+            return NotImplemented
+        return MatMul.apply(self, other)
+
+    def __getitem__(self, key: Any) -> Tensor:
+        """Basic indexing (ints, slices, None, Ellipsis) and integer or boolean array indexing."""
+        from numbanorm.functions.shape import Index
+
+        items = key if isinstance(key, tuple) else (key,)
+        items = tuple(
+            item.data
+            if isinstance(item, Tensor)
+            else np.asarray(item)
+            if isinstance(item, list)
+            else item
+            for item in items
+        )
+        return Index.apply(self, items)
+
+    # Shapes.
+
+    def reshape(self, *shape: Any) -> Tensor:
+        """The same elements in ``shape`` (one entry may be -1), torch.Tensor.reshape."""
+        from numbanorm.functions.shape import Reshape
+
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return Reshape.apply(self, shape)
+
+    def view(self, *shape: Any) -> Tensor:
+        """As reshape, refusing (as torch) a shape that this memory layout cannot view."""
+        from numbanorm.functions.shape import infer_shape
+
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        target = infer_shape(shape, self.numel())
+        try:
+            np.reshape(self.data, target, copy=False)
+        except ValueError:
+            raise RuntimeError(
+                "view size is not compatible with input tensor's size and stride (at least one "
+                "dimension spans across two contiguous subspaces). Use .reshape(...) instead."
+            ) from None
+        return self.reshape(target)
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        """This tensor with dimensions ``dim0`` and ``dim1`` swapped, torch.Tensor.transpose."""
+        from numbanorm.functions.shape import Transpose
+
+        return Transpose.apply(self, dim0, dim1)
+
+    def t(self) -> Tensor:
+        """The transpose of a tensor of at most 2 dimensions, torch.Tensor.t."""
+        if self.ndim > 2:
+            raise RuntimeError(
+                f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D"
+            )
+        return self.transpose(0, self.ndim - 1 if self.ndim else 0)
+
+    @property
+    def T(self) -> Tensor:
+        """The dimensions reversed (torch.Tensor.T; torch deprecates it beyond 2-D)."""
+        if self.ndim != 2:
+            import warnings
+
+            warnings.warn(
+                "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is "
+                "deprecated and it will throw an error in a future release. Consider `x.mT` to "
+                "transpose batches of matrices or `x.permute(*torch.arange(x.ndim - 1, -1, -1))` "
+                "to reverse the dimensions of a tensor.",
+                UserWarning,
+                stacklevel=2,
+            )
+        result = self
+        for dim in range(self.ndim // 2):
+            result = result.transpose(dim, self.ndim - 1 - dim)
+        return result
 
     def backward(self, gradient: Any = None, retain_graph: bool | None = None) -> None:
         """Accumulate gradients into the leaves this tensor depends on (torch.Tensor.backward)."""
