@@ -5,8 +5,11 @@ input, result dtypes and error messages; then float64 finite-difference checks o
 import operator
 import warnings
 
+import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import numbanorm as nb
 from tests.gradcheck import gradcheck
@@ -321,3 +324,24 @@ GRADCHECKS = {
 def test_gradcheck(name):
     function, shapes = GRADCHECKS[name]
     gradcheck(function, _arrays(*shapes))
+
+
+@given(
+    shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
+    op=st.sampled_from(sorted(OPS)),
+)
+def test_gradcheck_broadcasting(shapes, op):
+    """Every pair of broadcastable shapes: gradients summed back to each operand's shape."""
+    gradcheck(OPS[op], _arrays(*shapes.input_shapes))
+
+
+@given(
+    batch=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=2),
+    vector=st.tuples(st.booleans(), st.booleans()),
+)
+def test_gradcheck_matmul_shapes(batch, vector):
+    """1-D operands and broadcast batch dimensions, as torch.matmul."""
+    (batch_a, batch_b), (m, k, n) = batch.input_shapes, (2, 3, 2)
+    shape_a = (k,) if vector[0] else (*batch_a, m, k)
+    shape_b = (k,) if vector[1] else (*batch_b, k, n)
+    gradcheck(operator.matmul, _arrays(shape_a, shape_b))
