@@ -5,9 +5,24 @@ Importing numbanorm does not import numba: kernels are imported and compiled on 
 
 from numbanorm import nn, optim
 from numbanorm.autograd import Function, is_grad_enabled, no_grad
+from numbanorm.random import manual_seed
+from numbanorm.serialization import SerializationError, load, save
 from numbanorm.tensor import Tensor, tensor
 from numbanorm.types import Device as device
 
 __version__ = "0.1.0"
 
-__all__ = ["Function", "Tensor", "device", "is_grad_enabled", "nn", "no_grad", "optim", "tensor"]
+__all__ = [
+    "Function",
+    "SerializationError",
+    "Tensor",
+    "device",
+    "is_grad_enabled",
+    "load",
+    "manual_seed",
+    "nn",
+    "no_grad",
+    "optim",
+    "save",
+    "tensor",
+]
