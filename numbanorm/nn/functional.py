@@ -238,3 +238,50 @@ def batch_norm(
         _as_float(momentum),
         _as_float(eps),
     )
+
+
+# -- linear, activations, dropout ------------------------------------------------------------
+
+
+def linear(input: Any, weight: Any, bias: Any = None) -> Tensor:
+    """y = input @ weight.T + bias over any leading dimensions (torch.nn.functional.linear)."""
+    from numbanorm.functions.linear import Linear
+
+    input, weight, bias = map(_as_tensor, (input, weight, bias))
+    return Linear.apply(input, weight, bias)
+
+
+def relu(input: Any, inplace: bool = False) -> Tensor:
+    """max(input, 0) (torch.nn.functional.relu); ``inplace`` is accepted, the result is new."""
+    from numbanorm.functions.activation import ReLU
+
+    return ReLU.apply(_as_tensor(input))
+
+
+def gelu(input: Any, approximate: str = "none") -> Tensor:
+    """input * Phi(input), or its tanh approximation (torch.nn.functional.gelu)."""
+    from numbanorm.functions.activation import GELU
+
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    return GELU.apply(_as_tensor(input), approximate)
+
+
+def tanh(input: Any) -> Tensor:
+    """Elementwise tanh (torch.nn.functional.tanh)."""
+    from numbanorm.functions.activation import Tanh
+
+    return Tanh.apply(_as_tensor(input))
+
+
+def dropout(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1 - p) when training
+    (torch.nn.functional.dropout); the input itself when not training or when ``p`` is 0."""
+    from numbanorm.functions.dropout import Dropout
+
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    input = _as_tensor(input)
+    if not training or p == 0:
+        return input
+    return Dropout.apply(input, float(p))
