@@ -6,7 +6,9 @@ from numbanorm.nn.modules.container import Sequential
 from numbanorm.nn.modules.dropout import Dropout
 from numbanorm.nn.modules.flatten import Flatten
 from numbanorm.nn.modules.linear import Linear
+from numbanorm.nn.modules.loss import CrossEntropyLoss, MSELoss
 from numbanorm.nn.modules.module import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Module"]
 __all__ += ["GELU", "Dropout", "Flatten", "Linear", "ReLU", "Sequential", "Tanh"]
+__all__ += ["CrossEntropyLoss", "MSELoss"]
