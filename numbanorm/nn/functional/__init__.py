@@ -1,0 +1,11 @@
+"""torch.nn.functional: validate first (torch's exception types and messages, in torch's order,
+before anything is computed or mutated), then run one fused Function. One module per kind of op.
+"""
+
+from numbanorm.nn.functional.activation import gelu, relu, tanh
+from numbanorm.nn.functional.batch_norm import batch_norm
+from numbanorm.nn.functional.dropout import dropout
+from numbanorm.nn.functional.linear import linear
+from numbanorm.nn.functional.loss import cross_entropy, mse_loss
+
+__all__ = ["batch_norm", "cross_entropy", "dropout", "gelu", "linear", "mse_loss", "relu", "tanh"]
