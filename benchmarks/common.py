@@ -6,7 +6,6 @@ import numpy as np
 
 LIBRARIES = ["numbanorm", "torch"]
 DTYPES = ["float32", "float64"]
-LAYOUTS = ["nchw", "channels_last"]
 DEVICES = ["cpu"]
 
 THREADS = int(os.environ.get("NUMBANORM_BENCH_THREADS", "2"))
@@ -54,10 +53,10 @@ def random_array(shape, dtype, layout, seed=0):
     """A standard-normal array of ``shape`` (N, C, *spatial), stored in ``layout``.
 
     ``"channels_last"`` keeps the (N, C, *spatial) shape with the channel axis innermost in
-    memory (torch.channels_last / channels_last_3d); ``"nchw"`` is C-contiguous.
+    memory (torch.channels_last / channels_last_3d); ``"contiguous"`` is C-contiguous.
     """
     rng = np.random.default_rng(seed)
-    if layout == "nchw":
+    if layout == "contiguous":
         return rng.standard_normal(shape, dtype=np.dtype(dtype))
     if layout == "channels_last":
         # Drawn in storage order: no temporary copy (it would count in peakmem benchmarks).
@@ -72,7 +71,7 @@ def is_channels_last(a):
 
 def check_layout(a, layout):
     """Raise if the array ``a`` (numpy, or a torch tensor's numpy view) is not in ``layout``."""
-    ok = a.flags.c_contiguous if layout == "nchw" else is_channels_last(a)
+    ok = a.flags.c_contiguous if layout == "contiguous" else is_channels_last(a)
     if not ok:
         raise AssertionError(f"expected a {layout} array, got strides {a.strides}")
 

@@ -1,6 +1,7 @@
-"""Median timings of the BatchNorm2d cases and numbanorm/torch ratios, outside asv.
+"""Median timings of the norms' cases and numbanorm/torch ratios, outside asv.
 
-    python -m benchmarks.compare [--samples 30] [--rounds 2] [--dtypes float32 float64]
+    python -m benchmarks.compare [--samples 30] [--rounds 2] [--norms BatchNorm2d LayerNorm]
+        [--dtypes float32 float64] [--layouts contiguous channels_last]
 
 Each library runs in its own process (per round), on the cases and thread count of the asv
 suite (``NUMBANORM_BENCH_THREADS``, default 2). Every call is timed alone; calls are grouped in
@@ -20,9 +21,10 @@ import subprocess
 import sys
 import time
 
-from .common import DTYPES, LAYOUTS, THREADS, import_library
+from .bench_baseline import CopyBaseline
+from .common import DTYPES, THREADS, import_library
+from .norms import CHANNEL_LAYOUTS, NORMS, PHASES, cached_case, clear_cases
 
-PHASES = ["train_forward", "eval_forward", "forward_backward"]
 COPIES = ["numpy_copy", "numpy_copy_alloc"]
 
 
@@ -89,37 +91,36 @@ def measure(function, samples, batch_seconds, max_foreign, budget_seconds):
     return {"kept": kept, "noisy": noisy}
 
 
-def worker(args):
-    from . import bench_batchnorm as bb
-
-    import_library(args.library)
-    results = {}
-    for shape in bb.SHAPES:
+def _cases(args):
+    """(norm, dtype, layout) triples to run: the norm's own layouts among ``--layouts``."""
+    for name in args.norms:
+        norm = NORMS[name]
         for dtype in args.dtypes:
             for layout in args.layouts:
-                params = (args.library, shape, dtype, layout, "cpu")
-                bench = bb.BatchNorm2d()
-                bench.setup(*params)
-                for phase in PHASES:
-                    results[f"{phase}|{dtype}|{layout}"] = measure(
-                        getattr(bench.case, phase),
-                        args.samples,
-                        args.batch_seconds,
-                        args.max_foreign,
-                        args.budget,
-                    )
-                bb._CASES.clear()
-                if args.library == "numbanorm":
-                    copy = bb.BatchNorm2dCopyBaseline()
-                    copy.setup(shape, dtype, layout)
-                    for name in COPIES:
-                        results[f"{name}|{dtype}|{layout}"] = measure(
-                            getattr(copy, f"time_{name}"),
-                            args.samples,
-                            args.batch_seconds,
-                            args.max_foreign,
-                            args.budget,
-                        )
+                if layout in norm.layouts:
+                    yield norm, dtype, layout
+
+
+def worker(args):
+    import_library(args.library)
+    results = {}
+
+    def timed(key, function):
+        results[key] = measure(
+            function, args.samples, args.batch_seconds, args.max_foreign, args.budget
+        )
+
+    for norm, dtype, layout in _cases(args):
+        case = cached_case(args.library, norm, norm.shape, dtype, layout, "cpu")
+        for phase in PHASES:
+            timed(f"{norm.name}|{phase}|{dtype}|{layout}", getattr(case, phase))
+        del case
+        clear_cases()
+        if args.library == "numbanorm":
+            copy = CopyBaseline()
+            copy.setup(norm.name, dtype, layout)
+            for name in COPIES:
+                timed(f"{norm.name}|{name}|{dtype}|{layout}", getattr(copy, f"time_{name}"))
     json.dump(results, sys.stdout)
 
 
@@ -127,7 +128,7 @@ def _run_worker(library, args):
     command = [sys.executable, "-m", "benchmarks.compare", "--worker", library]
     command += ["--samples", str(args.samples), "--batch-seconds", str(args.batch_seconds)]
     command += ["--max-foreign", str(args.max_foreign), "--budget", str(args.budget)]
-    command += ["--dtypes", *args.dtypes, "--layouts", *args.layouts]
+    command += ["--norms", *args.norms, "--dtypes", *args.dtypes, "--layouts", *args.layouts]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         if "NotImplementedError" in done.stderr:
@@ -144,8 +145,9 @@ def main(argv=None):
     parser.add_argument("--batch-seconds", type=float, default=0.1)
     parser.add_argument("--max-foreign", type=float, default=0.1)
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per case at most")
+    parser.add_argument("--norms", nargs="+", default=list(NORMS), choices=list(NORMS))
     parser.add_argument("--dtypes", nargs="+", default=DTYPES)
-    parser.add_argument("--layouts", nargs="+", default=LAYOUTS)
+    parser.add_argument("--layouts", nargs="+", default=CHANNEL_LAYOUTS)
     parser.add_argument("--json", help="also write the raw samples here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
@@ -166,34 +168,39 @@ def main(argv=None):
         with open(args.json, "w") as out:
             json.dump(merged, out)
 
-    def median_ms(library, name, dtype, layout):
-        entry = merged.get(f"{library}|{name}|{dtype}|{layout}")
+    def median_ms(library, *key):
+        entry = merged.get("|".join((library, *key)))
         if not entry:
             return None, 0, 0
         samples = entry["kept"] or entry["noisy"]
         return statistics.median(samples) * 1e3, len(entry["kept"]), len(entry["noisy"])
 
     print(f"threads: {THREADS} each; medians in ms (kept/noisy samples)")
-    header = f"{'phase':17} {'dtype':8} {'layout':14} {'numbanorm':>18} {'torch':>18} torch/nb"
+    header = (
+        f"{'norm':18} {'phase':17} {'dtype':8} {'layout':14} {'numbanorm':>18} {'torch':>18} "
+        "torch/nb"
+    )
     print(header)
     print("-" * len(header))
-    for dtype in args.dtypes:
-        for layout in args.layouts:
-            for phase in PHASES:
-                nb_ms, nb_kept, nb_noisy = median_ms("numbanorm", phase, dtype, layout)
-                th_ms, th_kept, th_noisy = median_ms("torch", phase, dtype, layout)
-                nb_text = f"{nb_ms:8.2f} ({nb_kept}/{nb_noisy})" if nb_ms else "n/a"
-                th_text = f"{th_ms:8.2f} ({th_kept}/{th_noisy})" if th_ms else "n/a"
-                ratio = f"{th_ms / nb_ms:6.2f}x" if nb_ms and th_ms else "n/a"
-                print(f"{phase:17} {dtype:8} {layout:14} {nb_text:>18} {th_text:>18} {ratio}")
-            eval_ms = median_ms("numbanorm", "eval_forward", dtype, layout)[0]
-            for name in COPIES:
-                copy_ms, kept, noisy = median_ms("numbanorm", name, dtype, layout)
-                if copy_ms:
-                    print(
-                        f"{name:17} {dtype:8} {layout:14} {copy_ms:8.2f} ({kept}/{noisy})"
-                        f"   numbanorm eval / {name}: {eval_ms / copy_ms:.2f}"
-                    )
+    for norm, dtype, layout in _cases(args):
+        for phase in PHASES:
+            nb_ms, nb_kept, nb_noisy = median_ms("numbanorm", norm.name, phase, dtype, layout)
+            th_ms, th_kept, th_noisy = median_ms("torch", norm.name, phase, dtype, layout)
+            nb_text = f"{nb_ms:8.2f} ({nb_kept}/{nb_noisy})" if nb_ms else "n/a"
+            th_text = f"{th_ms:8.2f} ({th_kept}/{th_noisy})" if th_ms else "n/a"
+            ratio = f"{th_ms / nb_ms:6.2f}x" if nb_ms and th_ms else "n/a"
+            print(
+                f"{norm.name:18} {phase:17} {dtype:8} {layout:14} {nb_text:>18} {th_text:>18} "
+                f"{ratio}"
+            )
+        eval_ms = median_ms("numbanorm", norm.name, "eval_forward", dtype, layout)[0]
+        for name in COPIES:
+            copy_ms, kept, noisy = median_ms("numbanorm", norm.name, name, dtype, layout)
+            if copy_ms and eval_ms:
+                print(
+                    f"{norm.name:18} {name:17} {dtype:8} {layout:14} {copy_ms:8.2f} "
+                    f"({kept}/{noisy})   numbanorm eval / {name}: {eval_ms / copy_ms:.2f}"
+                )
     return None
 
 

@@ -1,0 +1,17 @@
+"""InstanceNorm2d (torch.nn.modules.instancenorm): numbanorm against torch on the same inputs and
+thread count (see ``benchmarks.norms`` for the phases)."""
+
+from .norms import NORMS, NormMemoryBase, NormTimeBase, time_params
+
+
+class InstanceNorm2d(NormTimeBase):
+    """nn.InstanceNorm2d(64) with torch's defaults: no affine parameters, no running statistics,
+    so eval forward normalizes with the input's own statistics too."""
+
+    norm = NORMS["InstanceNorm2d"]
+    params = time_params(norm)
+
+
+class InstanceNorm2dMemory(NormMemoryBase):
+    norm = NORMS["InstanceNorm2d"]
+    params = time_params(norm)
