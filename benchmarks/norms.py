@@ -12,10 +12,11 @@ parameter set's inputs and modules and runs the three phases:
   (``zero_grad(set_to_none=True)``, torch's default), so every call writes fresh ``.grad``.
 
 The timing and memory benchmark classes (``NormTimeBase``, ``NormMemoryBase``) are bases for
-the ``bench_*`` modules: asv skips names that start with an underscore, and it only discovers the
-subclasses those modules bind at module level.
+the ``bench_*`` modules. They are abstract (no ``norm``), so asv, which skips abstract classes,
+times only the subclasses.
 """
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -194,15 +195,19 @@ def time_params(norm):
 PARAM_NAMES = ("library", "shape", "dtype", "layout", "device")
 
 
-class NormTimeBase:
+class NormTimeBase(abc.ABC):
     """Train forward, eval forward and forward+backward of ``norm``; subclasses set ``norm`` and
     ``params = time_params(norm)``."""
 
-    norm: Norm
     param_names = PARAM_NAMES
     timeout = 300
     # asv times one call per sample here (setup re-runs before each); take more of them.
     repeat = (10, 25, 20.0)
+
+    @property
+    @abc.abstractmethod
+    def norm(self) -> Norm:
+        """The norm to measure (a class attribute in subclasses)."""
 
     def setup(self, library, shape, dtype, layout, device):
         self.case = cached_case(library, self.norm, shape, dtype, layout, device)
@@ -217,7 +222,7 @@ class NormTimeBase:
         self.case.forward_backward()
 
 
-class NormMemoryBase:
+class NormMemoryBase(abc.ABC):
     """Memory of the forward phases, on one input (no gradient buffers) per process.
 
     ``peakmem_*`` is asv's peak RSS of the whole process: the library and its imports, the
@@ -227,9 +232,13 @@ class NormMemoryBase:
     part due to the call alone: peak RSS during the call minus RSS before it (NaN off Linux).
     """
 
-    norm: Norm
     param_names = PARAM_NAMES
     timeout = 300
+
+    @property
+    @abc.abstractmethod
+    def norm(self) -> Norm:
+        """The norm to measure (a class attribute in subclasses)."""
 
     def setup(self, library, shape, dtype, layout, device):
         Case(library, self.norm, self.norm.small_shape, dtype, layout, device).warm_up()
