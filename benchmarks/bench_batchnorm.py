@@ -1,16 +1,16 @@
 """BatchNorm2d (torch.nn.modules.batchnorm): numbanorm against torch on the same inputs and
 thread count, on a ResNet-sized activation (see ``benchmarks.norms`` for the phases)."""
 
-from .norms import NORMS, NormMemoryBase, NormTimeBase, time_params
+from .norms import NORMS, NormMemoryBase, NormTimeBase, params_for
 
 
 class BatchNorm2d(NormTimeBase):
     """nn.BatchNorm2d(64) with affine parameters and running statistics (torch's defaults)."""
 
     norm = NORMS["BatchNorm2d"]
-    params = time_params(norm)
+    params = params_for(norm)
 
 
 class BatchNorm2dMemory(NormMemoryBase):
     norm = NORMS["BatchNorm2d"]
-    params = time_params(norm)
+    params = params_for(norm)

@@ -1,7 +1,7 @@
 """InstanceNorm2d (torch.nn.modules.instancenorm): numbanorm against torch on the same inputs and
 thread count (see ``benchmarks.norms`` for the phases)."""
 
-from .norms import NORMS, NormMemoryBase, NormTimeBase, time_params
+from .norms import NORMS, NormMemoryBase, NormTimeBase, params_for
 
 
 class InstanceNorm2d(NormTimeBase):
@@ -9,9 +9,9 @@ class InstanceNorm2d(NormTimeBase):
     so eval forward normalizes with the input's own statistics too."""
 
     norm = NORMS["InstanceNorm2d"]
-    params = time_params(norm)
+    params = params_for(norm)
 
 
 class InstanceNorm2dMemory(NormMemoryBase):
     norm = NORMS["InstanceNorm2d"]
-    params = time_params(norm)
+    params = params_for(norm)

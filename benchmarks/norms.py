@@ -187,7 +187,7 @@ def clear_cases():
     _CASES.clear()
 
 
-def time_params(norm):
+def params_for(norm):
     """asv's ``params`` for ``norm``: both libraries, its shape, both dtypes, its layouts."""
     return (LIBRARIES, [norm.shape], DTYPES, list(norm.layouts), DEVICES)
 
@@ -197,7 +197,7 @@ PARAM_NAMES = ("library", "shape", "dtype", "layout", "device")
 
 class NormTimeBase(abc.ABC):
     """Train forward, eval forward and forward+backward of ``norm``; subclasses set ``norm`` and
-    ``params = time_params(norm)``."""
+    ``params = params_for(norm)``."""
 
     param_names = PARAM_NAMES
     timeout = 300
