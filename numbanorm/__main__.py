@@ -8,6 +8,9 @@ The same numbers come out of torch for the same input::
     m = torch.nn.BatchNorm2d(3); x = torch.tensor(INPUT, requires_grad=True)
     y = m(x); y.backward(torch.tensor(GRAD_OUTPUT))
 
+``python -m numbanorm demo`` trains a small CNN on scikit-learn's handwritten digits without torch
+(``numbanorm.demo``; ``python -m numbanorm demo --help`` lists its options).
+
 Sub-commands are registered in ``COMMANDS``; any other name is a usage error (exit status 2).
 """
 
@@ -16,11 +19,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
 import numbanorm as nb
+from numbanorm import demo
 
 # Two images of three 2x2 channels; the channels have different means and spreads.
 INPUT = np.array(
@@ -76,7 +80,7 @@ def _show(out: TextIO, label: str, value: Any) -> None:
         print(f"{label}: {text}", file=out)
 
 
-def run_example(out: TextIO) -> int:
+def run_example(args: argparse.Namespace, out: TextIO) -> int:
     """Train forward, backward and eval forward of ``BatchNorm2d(3)`` on the fixed input."""
     m = nb.nn.BatchNorm2d(3)
     x = nb.tensor(INPUT, requires_grad=True)
@@ -107,9 +111,24 @@ def run_example(out: TextIO) -> int:
     return 0
 
 
-# name -> (help, function); add new sub-commands here.
-COMMANDS: dict[str, tuple[str, Callable[[TextIO], int]]] = {
-    "example": ("run the BatchNorm2d example (the default)", run_example),
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    """A sub-command without options."""
+
+
+class Command(NamedTuple):
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, TextIO], int]  # returns the exit status
+
+
+# Add new sub-commands here.
+COMMANDS: dict[str, Command] = {
+    "example": Command("run the BatchNorm2d example (the default)", _no_arguments, run_example),
+    "demo": Command(
+        "train a small CNN on scikit-learn's handwritten digits, without torch",
+        demo.add_arguments,
+        demo.run,
+    ),
 }
 
 
@@ -120,8 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, runs a short BatchNorm2d example.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (help_text, _) in COMMANDS.items():
-        commands.add_parser(name, help=help_text, description=help_text)
+    for name, command in COMMANDS.items():
+        command.add_arguments(
+            commands.add_parser(name, help=command.help, description=command.help)
+        )
     return parser
 
 
@@ -131,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error such as an unknown command (2)
         return exc.code if isinstance(exc.code, int) else 2
-    _, command = COMMANDS[args.command or "example"]
-    return command(sys.stdout)
+    return COMMANDS[args.command or "example"].run(args, sys.stdout)
 
 
 if __name__ == "__main__":
