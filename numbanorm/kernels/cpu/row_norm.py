@@ -9,10 +9,11 @@ Each kernel normalizes *rows*: the elements that share one mean and one ``invstd
 - LayerNorm and RMSNorm: a row is one row of a 2-D ``(R, D)`` view; the affine parameters are per
   element of the row. ``rms`` skips the centring (RMSNorm).
 
-Any strides are correct; C-contiguous views are fast. Statistics accumulate in float64 whatever
-the input dtype, shifted by the row's first value so that a large mean offset does not cancel the
-variance away; every output is computed in float64 before its final rounding, and centring comes
-before scaling, so a constant row gives exactly its bias. ``weight`` and ``bias`` of size 0 mean
+Any strides are correct; C-contiguous views are fast. Statistics and the sums of the backward
+accumulate in float64 whatever the input dtype, shifted by the row's first value so that a large
+mean offset does not cancel the variance away. The elementwise passes (``y`` and ``dx``) run in
+the input's dtype, centring on the float64 mean split in two (see ``_split``) before scaling, so a
+constant row gives exactly its bias. ``weight`` and ``bias`` of size 0 mean
 "none" (weight 1, bias 0); an output of size 0 is not computed. ``mean`` and ``invstd`` are
 float64, one per row (``(N, groups)`` or ``(R,)``), with ``invstd = 1/sqrt(var + eps)``, ``var``
 the biased variance (the mean square for RMSNorm, whose ``mean`` is 0); an empty row has mean 0
@@ -45,13 +46,26 @@ def _chunk_bounds(t, rows, chunks):
 
 
 @cpu_helper
-def _param_vector(param, size, default):
-    """A per-channel or per-element parameter in float64; ``default`` everywhere if size 0."""
-    out = np.full(size, default)
+def _param_vector(param, size, default, like):
+    """A per-channel or per-element parameter in the dtype of array ``like``; ``default``
+    everywhere if ``param`` has size 0."""
+    out = np.full(size, default, like.dtype)
     if param.size > 0:
         for k in range(size):
             out[k] = param[k]
     return out
+
+
+@cpu_helper
+def _split(value, like):
+    """A float64 ``value`` as ``hi + lo``, both in the dtype of array ``like``.
+
+    ``(x - hi) - lo`` centres a value ``x`` of that dtype on a float64 mean with the dtype's
+    relative accuracy however large the mean (``x - hi`` is exact near the mean), so the
+    elementwise passes run in the input's dtype and a constant row still centres to exactly 0.
+    """
+    hi = like.dtype.type(value)
+    return hi, like.dtype.type(value - hi)
 
 
 # Statistics, shared by every kernel of the family.
@@ -104,6 +118,21 @@ def _input_grad_coefficients(sum_g, sum_gx, inv, count, rms):
     return k_x, 0.0 if rms else inv * sum_g / count
 
 
+# Elementwise passes over one contiguous stretch of a row, in the input's dtype.
+
+
+@cpu_helper
+def _normalize(x, hi, lo, scale, offset, y):
+    for j in range(x.size):
+        y[j] = ((x[j] - hi) - lo) * scale + offset
+
+
+@cpu_helper
+def _input_grad(dy, x, hi, lo, k_dy, k_x, k_0, dx):
+    for j in range(x.size):
+        dx[j] = dy[j] * k_dy - ((x[j] - hi) - lo) * k_x - k_0
+
+
 # GroupNorm, (N, C, S) view: one task per row (sample, group), read once from memory for its
 # statistics and again, from cache, to normalize it.
 
@@ -114,8 +143,8 @@ def group_norm_forward_ncs(x, groups, weight, bias, eps, y, mean, invstd):
     n, channels, s = x.shape
     per_group = channels // groups
     count = per_group * s
-    w = _param_vector(weight, channels, 1.0)
-    b = _param_vector(bias, channels, 0.0)
+    w = _param_vector(weight, channels, 1.0, mean)
+    b = _param_vector(bias, channels, 0.0, x)
     for t in prange(n * groups):
         i = t // groups
         g = t - i * groups
@@ -128,11 +157,21 @@ def group_norm_forward_ncs(x, groups, weight, bias, eps, y, mean, invstd):
         mu, inv = _finish(s1, s2, shift, count, eps, False)
         mean[i, g] = mu
         invstd[i, g] = inv
+        hi, lo = _split(mu, x)
         for c in range(c0, c0 + per_group):
-            scale = w[c] * inv
-            offset = b[c]
-            for j in range(s):
-                y[i, c, j] = (np.float64(x[i, c, j]) - mu) * scale + offset
+            _normalize(x[i, c], hi, lo, x.dtype.type(w[c] * inv), b[c], y[i, c])
+
+
+@cpu_helper
+def _sum_samples(parts, out):
+    """``out[c] = sum over k of parts[k, c]``, in order of ``k``; nothing if ``out`` has size 0."""
+    if out.size == 0:
+        return
+    for c in range(parts.shape[1]):
+        total = 0.0
+        for k in range(parts.shape[0]):
+            total += parts[k, c]
+        out[c] = total
 
 
 @cpu_kernel
@@ -144,7 +183,7 @@ def group_norm_backward_ncs(dy, x, groups, weight, mean, invstd, dx, dweight, db
     n, channels, s = x.shape
     per_group = channels // groups
     count = per_group * s
-    w = _param_vector(weight, channels, 1.0)
+    w = _param_vector(weight, channels, 1.0, mean)
     # Each sample's share of dweight and dbias, summed over samples in a fixed order below.
     part_dw = np.zeros((n, channels))
     part_db = np.zeros((n, channels))
@@ -164,26 +203,13 @@ def group_norm_backward_ncs(dy, x, groups, weight, mean, invstd, dx, dweight, db
             sum_gx += w[c] * sdyx
         if dx.size > 0:
             k_x, k_0 = _input_grad_coefficients(sum_g, sum_gx, inv, count, False)
+            hi, lo = _split(mu, x)
+            kx = x.dtype.type(k_x)
+            k0 = x.dtype.type(k_0)
             for c in range(c0, c0 + per_group):
-                k_dy = w[c] * inv
-                for j in range(s):
-                    dx[i, c, j] = (
-                        np.float64(dy[i, c, j]) * k_dy - (np.float64(x[i, c, j]) - mu) * k_x - k_0
-                    )
+                _input_grad(dy[i, c], x[i, c], hi, lo, x.dtype.type(w[c] * inv), kx, k0, dx[i, c])
     _sum_samples(part_dw, dweight)
     _sum_samples(part_db, dbias)
-
-
-@cpu_helper
-def _sum_samples(parts, out):
-    """``out[c] = sum over k of parts[k, c]``, in order of ``k``; nothing if ``out`` has size 0."""
-    if out.size == 0:
-        return
-    for c in range(parts.shape[1]):
-        total = 0.0
-        for k in range(parts.shape[0]):
-            total += parts[k, c]
-        out[c] = total
 
 
 # GroupNorm, (N, S, C) view: each sample's positions go in chunks, each chunk summing into its
@@ -245,8 +271,8 @@ def group_norm_forward_nsc(x, groups, weight, bias, eps, y, mean, invstd):
     per_group = channels // groups
     count = per_group * s
     chunks = _chunk_count(s, channels)
-    b = _param_vector(bias, channels, 0.0)
-    w = _param_vector(weight, channels, 1.0)
+    w = _param_vector(weight, channels, 1.0, mean)
+    b = _param_vector(bias, channels, 0.0, x)
     shift = np.zeros((n, channels))
     if s > 0:
         for i in range(n):
@@ -258,8 +284,10 @@ def group_norm_forward_nsc(x, groups, weight, bias, eps, y, mean, invstd):
         i = t // chunks
         start, stop = _chunk_bounds(t - i * chunks, s, chunks)
         _moment_rows(x[i], shift[i], part1[t], part2[t], start, stop)
-    mu_c = np.empty((n, channels))
-    scale = np.empty((n, channels))
+    # Per channel: y = ((x - hi) - lo) * scale + b.
+    hi = np.empty((n, channels), x.dtype)
+    lo = np.empty((n, channels), x.dtype)
+    scale = np.empty((n, channels), x.dtype)
     for i in range(n):
         for g in range(groups):
             c0 = g * per_group
@@ -273,14 +301,14 @@ def group_norm_forward_nsc(x, groups, weight, bias, eps, y, mean, invstd):
             mean[i, g] = mu
             invstd[i, g] = inv
             for c in range(c0, c0 + per_group):
-                mu_c[i, c] = mu
+                hi[i, c], lo[i, c] = _split(mu, x)
                 scale[i, c] = w[c] * inv
     for t in prange(n * chunks):
         i = t // chunks
         start, stop = _chunk_bounds(t - i * chunks, s, chunks)
         for j in range(start, stop):
             for c in range(channels):
-                y[i, j, c] = (np.float64(x[i, j, c]) - mu_c[i, c]) * scale[i, c] + b[c]
+                y[i, j, c] = ((x[i, j, c] - hi[i, c]) - lo[i, c]) * scale[i, c] + b[c]
 
 
 @cpu_kernel
@@ -290,7 +318,7 @@ def group_norm_backward_nsc(dy, x, groups, weight, mean, invstd, dx, dweight, db
     per_group = channels // groups
     count = per_group * s
     chunks = _chunk_count(s, channels)
-    w = _param_vector(weight, channels, 1.0)
+    w = _param_vector(weight, channels, 1.0, mean)
     mu_c = np.empty((n, channels))
     for i in range(n):
         for c in range(channels):
@@ -303,9 +331,12 @@ def group_norm_backward_nsc(dy, x, groups, weight, mean, invstd, dx, dweight, db
         _grad_moment_rows(dy[i], x[i], mu_c[i], part_dy[t], part_dyx[t], start, stop)
     part_dw = np.zeros((n, channels))
     part_db = np.zeros((n, channels))
-    k_dy = np.empty((n, channels))
-    k_x = np.empty((n, channels))
-    k_0 = np.empty((n, channels))
+    # Per channel: dx = dy * k_dy - ((x - hi) - lo) * k_x - k_0.
+    hi = np.empty((n, channels), x.dtype)
+    lo = np.empty((n, channels), x.dtype)
+    k_dy = np.empty((n, channels), x.dtype)
+    k_x = np.empty((n, channels), x.dtype)
+    k_0 = np.empty((n, channels), x.dtype)
     for i in range(n):
         for g in range(groups):
             c0 = g * per_group
@@ -324,6 +355,7 @@ def group_norm_backward_nsc(dy, x, groups, weight, mean, invstd, dx, dweight, db
                 sum_gx += w[c] * sdyx
             kx, k0 = _input_grad_coefficients(sum_g, sum_gx, inv, count, False)
             for c in range(c0, c0 + per_group):
+                hi[i, c], lo[i, c] = _split(mu_c[i, c], x)
                 k_dy[i, c] = w[c] * inv
                 k_x[i, c] = kx
                 k_0[i, c] = k0
@@ -336,7 +368,70 @@ def group_norm_backward_nsc(dy, x, groups, weight, mean, invstd, dx, dweight, db
             for j in range(start, stop):
                 for c in range(channels):
                     dx[i, j, c] = (
-                        np.float64(dy[i, j, c]) * k_dy[i, c]
-                        - (np.float64(x[i, j, c]) - mu_c[i, c]) * k_x[i, c]
+                        dy[i, j, c] * k_dy[i, c]
+                        - ((x[i, j, c] - hi[i, c]) - lo[i, c]) * k_x[i, c]
                         - k_0[i, c]
                     )
+
+
+# LayerNorm and RMSNorm, (R, D) rows: one task per row in the forward; the backward takes rows in
+# chunks, each chunk adding its rows' shares of dweight and dbias to its own row of partials.
+
+
+@cpu_kernel
+def layer_norm_forward(x, weight, bias, eps, rms, y, mean, invstd):
+    """LayerNorm (or, with ``rms``, RMSNorm) forward on ``(R, D)`` rows: ``y``, and ``mean``,
+    ``invstd`` ``(R,)``; ``weight`` and ``bias`` are per element of a row."""
+    rows, d = x.shape
+    w = _param_vector(weight, d, 1.0, x)
+    b = _param_vector(bias, d, 0.0, x)
+    for r in prange(rows):
+        shift = 0.0 if rms or d == 0 else np.float64(x[r, 0])
+        s1, s2 = _sums(x[r], shift, 0.0, 0.0)
+        mu, inv = _finish(s1, s2, shift, d, eps, rms)
+        mean[r] = mu
+        invstd[r] = inv
+        hi, lo = _split(mu, x)
+        a = x.dtype.type(inv)
+        for j in range(d):
+            y[r, j] = ((x[r, j] - hi) - lo) * (a * w[j]) + b[j]
+
+
+@cpu_kernel
+def layer_norm_backward(dy, x, weight, mean, invstd, rms, dx, dweight, dbias):
+    """LayerNorm (or RMSNorm) backward on ``(R, D)`` rows of ``dy`` and ``x``.
+
+    ``dx``, ``dweight``, ``dbias`` of size 0 are not computed.
+    """
+    rows, d = x.shape
+    w = _param_vector(weight, d, 1.0, x)
+    chunks = _chunk_count(rows, d)
+    part_dw = np.zeros((chunks if dweight.size > 0 else 0, d))
+    part_db = np.zeros((chunks if dbias.size > 0 else 0, d))
+    for t in prange(chunks):
+        start, stop = _chunk_bounds(t, rows, chunks)
+        for r in range(start, stop):
+            mu = mean[r]
+            inv = invstd[r]
+            if dx.size > 0:
+                sum_g = 0.0
+                sum_gx = 0.0
+                for j in range(d):
+                    g = np.float64(dy[r, j]) * w[j]
+                    sum_g += g
+                    sum_gx += g * (np.float64(x[r, j]) - mu)
+                k_x, k_0 = _input_grad_coefficients(sum_g, sum_gx, inv, d, rms)
+                hi, lo = _split(mu, x)
+                a = x.dtype.type(inv)
+                kx = x.dtype.type(k_x)
+                k0 = x.dtype.type(k_0)
+                for j in range(d):
+                    dx[r, j] = dy[r, j] * (a * w[j]) - ((x[r, j] - hi) - lo) * kx - k0
+            if part_dw.size > 0:
+                for j in range(d):
+                    part_dw[t, j] += np.float64(dy[r, j]) * (np.float64(x[r, j]) - mu) * inv
+            if part_db.size > 0:
+                for j in range(d):
+                    part_db[t, j] += dy[r, j]
+    _sum_samples(part_dw, dweight)
+    _sum_samples(part_db, dbias)
