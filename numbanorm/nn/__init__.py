@@ -8,6 +8,15 @@ from numbanorm.nn.modules import (
     BatchNorm3d,
     Dropout,
     Flatten,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyBatchNorm3d,
+    LazyInstanceNorm1d,
+    LazyInstanceNorm2d,
+    LazyInstanceNorm3d,
     Linear,
     Module,
     ReLU,
@@ -15,8 +24,12 @@ from numbanorm.nn.modules import (
     Tanh,
 )
 from numbanorm.nn.modules.loss import CrossEntropyLoss, MSELoss
-from numbanorm.nn.parameter import Parameter
+from numbanorm.nn.parameter import Parameter, UninitializedBuffer, UninitializedParameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Module", "Parameter", "functional", "init"]
 __all__ += ["GELU", "Dropout", "Flatten", "Linear", "ReLU", "Sequential", "Tanh"]
 __all__ += ["CrossEntropyLoss", "MSELoss"]
+__all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
+__all__ += ["LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"]
+__all__ += ["LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"]
+__all__ += ["UninitializedBuffer", "UninitializedParameter"]

@@ -1,10 +1,26 @@
 """Layers (torch.nn.modules)."""
 
 from numbanorm.nn.modules.activation import GELU, ReLU, Tanh
-from numbanorm.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
+from numbanorm.nn.modules.batchnorm import (
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyBatchNorm3d,
+)
 from numbanorm.nn.modules.container import Sequential
 from numbanorm.nn.modules.dropout import Dropout
 from numbanorm.nn.modules.flatten import Flatten
+from numbanorm.nn.modules.instancenorm import (
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LazyInstanceNorm1d,
+    LazyInstanceNorm2d,
+    LazyInstanceNorm3d,
+)
+from numbanorm.nn.modules.lazy import LazyModuleMixin
 from numbanorm.nn.modules.linear import Linear
 from numbanorm.nn.modules.loss import CrossEntropyLoss, MSELoss
 from numbanorm.nn.modules.module import Module
@@ -12,3 +28,6 @@ from numbanorm.nn.modules.module import Module
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Module"]
 __all__ += ["GELU", "Dropout", "Flatten", "Linear", "ReLU", "Sequential", "Tanh"]
 __all__ += ["CrossEntropyLoss", "MSELoss"]
+__all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
+__all__ += ["LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"]
+__all__ += ["LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyModuleMixin"]

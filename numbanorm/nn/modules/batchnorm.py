@@ -1,4 +1,4 @@
-"""BatchNorm1d/2d/3d (torch.nn.modules.batchnorm)."""
+"""BatchNorm1d/2d/3d and their lazy forms (torch.nn.modules.batchnorm)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 
 from numbanorm.dispatch import backend
 from numbanorm.nn import functional as F
+from numbanorm.nn.modules.lazy import LazyModuleMixin
 from numbanorm.nn.modules.module import Module
-from numbanorm.nn.parameter import Parameter
+from numbanorm.nn.parameter import Parameter, UninitializedBuffer, UninitializedParameter
 from numbanorm.tensor import Tensor
 from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype
 
@@ -88,11 +89,66 @@ class _NormBase(Module):
             f"track_running_stats={self.track_running_stats}"
         )
 
-    def _load_fill_missing(self, state: dict[str, Any], prefix: str, version: int | None) -> None:
+    def _load_old_version(
+        self, state: dict[str, Any], prefix: str, version: int | None, errors: list[str]
+    ) -> None:
         # Checkpoints from before version 2 have no num_batches_tracked: keep the current count.
         key = prefix + "num_batches_tracked"
         if (version is None or version < 2) and self.track_running_stats and key not in state:
             state[key] = self.num_batches_tracked.data.copy()
+
+
+def _materialize(name: str, param: Any, size: int) -> None:
+    if not isinstance(param, UninitializedParameter):
+        raise AssertionError(f"self.{name} must be an UninitializedParameter")
+    param.materialize((size,))
+
+
+class _LazyNormBase(LazyModuleMixin, _NormBase):
+    """A norm whose ``num_features`` comes from its first input's ``shape[1]`` (torch's
+    _LazyNormBase); until then its parameters and running statistics are uninitialized."""
+
+    def __init__(
+        self,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        # As torch: built without parameters or buffers, which get uninitialized ones below.
+        super().__init__(0, eps, momentum, False, False, device, dtype, bias=False)
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = UninitializedParameter(device=device, dtype=dtype)
+            if bias:
+                self.bias = UninitializedParameter(device=device, dtype=dtype)
+        if track_running_stats:
+            self.running_mean = UninitializedBuffer(device=device, dtype=dtype)
+            self.running_var = UninitializedBuffer(device=device, dtype=dtype)
+            self.num_batches_tracked = Tensor(np.zeros((), np.int64))
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params() and self.num_features != 0:
+            super().reset_parameters()
+
+    def initialize_parameters(self, input: Any) -> None:
+        """``num_features = input.shape[1]``; parameters and buffers of that size, reset."""
+        if not self.has_uninitialized_params():
+            return
+        self.num_features = input.shape[1]
+        if self.affine:
+            _materialize("weight", self.weight, self.num_features)
+            if self.bias is not None:
+                _materialize("bias", self.bias, self.num_features)
+        if self.track_running_stats:
+            self.running_mean.materialize((self.num_features,))
+            self.running_var.materialize((self.num_features,))
+        self.reset_parameters()
 
 
 class _BatchNorm(_NormBase):
@@ -145,3 +201,30 @@ class BatchNorm3d(_BatchNorm):
     def _check_input_dim(self, input: Tensor) -> None:
         if input.dim() != 5:
             raise ValueError(f"expected 5D input (got {input.dim()}D input)")
+
+
+class LazyBatchNorm1d(_LazyNormBase, _BatchNorm):
+    """BatchNorm1d whose ``num_features`` is its first input's ``shape[1]``
+    (torch.nn.LazyBatchNorm1d)."""
+
+    cls_to_become = BatchNorm1d
+
+    _check_input_dim = BatchNorm1d._check_input_dim
+
+
+class LazyBatchNorm2d(_LazyNormBase, _BatchNorm):
+    """BatchNorm2d whose ``num_features`` is its first input's ``shape[1]``
+    (torch.nn.LazyBatchNorm2d)."""
+
+    cls_to_become = BatchNorm2d
+
+    _check_input_dim = BatchNorm2d._check_input_dim
+
+
+class LazyBatchNorm3d(_LazyNormBase, _BatchNorm):
+    """BatchNorm3d whose ``num_features`` is its first input's ``shape[1]``
+    (torch.nn.LazyBatchNorm3d)."""
+
+    cls_to_become = BatchNorm3d
+
+    _check_input_dim = BatchNorm3d._check_input_dim

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from numbanorm.dispatch import backend, device_of
-from numbanorm.nn.parameter import Parameter
+from numbanorm.nn.parameter import UNINITIALIZED_SHAPE, Parameter, is_lazy
 from numbanorm.tensor import Tensor
 from numbanorm.types import parse_to, size_str, torch_name
 
@@ -437,7 +437,7 @@ class Module:
         As in torch, a module reachable under two names appears under both, and
         ``_metadata`` holds each module's ``version``. On the CPU the arrays are the module's
         own, as torch's tensors are: copy them to keep a snapshot. With ``keep_vars=True`` the
-        values are the Tensors themselves.
+        values are the Tensors themselves, and so are a lazy module's uninitialized ones always.
         """
         if args:
             warnings.warn(
@@ -464,7 +464,7 @@ class Module:
                 destination._metadata[module_prefix[:-1]] = {"version": module._version}
             for name, value in module._local_state().items():
                 destination[module_prefix + name] = (
-                    value if keep_vars else backend("cpu").asarray(value.data)
+                    value if keep_vars or is_lazy(value) else backend("cpu").asarray(value.data)
                 )
             stack.extend(
                 (child, module_prefix + name + ".")
@@ -473,8 +473,11 @@ class Module:
             )
         return destination
 
-    def _load_fill_missing(self, state: dict[str, Any], prefix: str, version: int | None) -> None:
-        """Hook for a module to fill keys that older checkpoints lack (torch's versioned loads).
+    def _load_old_version(
+        self, state: dict[str, Any], prefix: str, version: int | None, errors: list[str]
+    ) -> None:
+        """Hook for torch's versioned loads: fill the keys an older checkpoint lacks, or drop the
+        ones it should not have and say why in ``errors``.
 
         ``state`` is the part of the state_dict under this module's ``prefix``; the version is
         the one in the state_dict's ``_metadata`` for this module (None without one).
@@ -503,7 +506,7 @@ class Module:
         while stack:
             module, local, prefix = stack.pop()
             local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
-            module._load_fill_missing(local, prefix, local_metadata.get("version"))
+            module._load_old_version(local, prefix, local_metadata.get("version"), errors)
             module._load_local(local, prefix, missing, unexpected, errors, copies)
             children = []
             for name, child in module._modules.items():
@@ -528,6 +531,8 @@ class Module:
         if assign:
             arrays = [backend(t.device.type).asarray(array) for t, array in copies]
             for (target, _), array in zip(copies, arrays, strict=True):
+                if is_lazy(target):
+                    target.materialize(array.shape)
                 target.data = array
                 if isinstance(target, Parameter):
                     target.grad = None
@@ -540,6 +545,8 @@ class Module:
                 array = array.copy()  # a value that is a view of the module's own state
             converted.append(backend(target.device.type).asarray(array))
         for (target, _), array in zip(copies, converted, strict=True):
+            if is_lazy(target):
+                target.materialize(array.shape)
             target.data[...] = array
         return _IncompatibleKeys(missing, unexpected)
 
@@ -552,7 +559,11 @@ class Module:
         errors: list[str],
         copies: list[tuple[Tensor, Any]],
     ) -> None:
-        """torch's ``_load_from_state_dict`` for this module's own state, without copying."""
+        """torch's ``_load_from_state_dict`` for this module's own state, without copying.
+
+        An uninitialized (lazy) target takes the value's shape, as torch's ``_lazy_load_hook``
+        has it, but only once the whole load has been checked.
+        """
         local_state = self._local_state()
         for name, target in local_state.items():
             key = prefix + name
@@ -560,6 +571,10 @@ class Module:
                 missing.append(key)
                 continue
             value = state[key]
+            if is_lazy(value):
+                if not is_lazy(target):  # torch reads the uninitialized value's shape
+                    raise RuntimeError(UNINITIALIZED_SHAPE)
+                continue  # nothing to copy from one uninitialized tensor to another
             try:
                 array = _host_array(value)
             except Exception:
@@ -569,6 +584,9 @@ class Module:
                     f'While copying the parameter named "{key}", expected torch.Tensor or '
                     f"Tensor-like object from checkpoint but received {type(value)}"
                 )
+                continue
+            if is_lazy(target):
+                copies.append((target, array))
                 continue
             if target.ndim == 0 and array.shape == (1,):
                 array = array.reshape(())
