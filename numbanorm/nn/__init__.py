@@ -6,6 +6,7 @@ from numbanorm.nn.modules import (
     BatchNorm1d,
     BatchNorm2d,
     BatchNorm3d,
+    Conv2d,
     Dropout,
     Flatten,
     InstanceNorm1d,
@@ -29,6 +30,7 @@ from numbanorm.nn.parameter import Parameter, UninitializedBuffer, Uninitialized
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Module", "Parameter", "functional", "init"]
 __all__ += ["GELU", "Dropout", "Flatten", "Linear", "ReLU", "Sequential", "Tanh"]
 __all__ += ["CrossEntropyLoss", "MSELoss"]
+__all__ += ["Conv2d"]
 __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
 __all__ += ["LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"]
 __all__ += ["LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"]

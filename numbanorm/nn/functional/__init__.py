@@ -4,6 +4,7 @@ before anything is computed or mutated), then run one fused Function. One module
 
 from numbanorm.nn.functional.activation import gelu, relu, tanh
 from numbanorm.nn.functional.batch_norm import batch_norm
+from numbanorm.nn.functional.conv import conv2d
 from numbanorm.nn.functional.dropout import dropout
 from numbanorm.nn.functional.instance_norm import instance_norm
 from numbanorm.nn.functional.linear import linear
@@ -11,3 +12,4 @@ from numbanorm.nn.functional.loss import cross_entropy, mse_loss
 
 __all__ = ["batch_norm", "cross_entropy", "dropout", "gelu", "linear", "mse_loss", "relu", "tanh"]
 __all__ += ["instance_norm"]
+__all__ += ["conv2d"]

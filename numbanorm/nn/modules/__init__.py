@@ -10,6 +10,7 @@ from numbanorm.nn.modules.batchnorm import (
     LazyBatchNorm3d,
 )
 from numbanorm.nn.modules.container import Sequential
+from numbanorm.nn.modules.conv import Conv2d
 from numbanorm.nn.modules.dropout import Dropout
 from numbanorm.nn.modules.flatten import Flatten
 from numbanorm.nn.modules.instancenorm import (
@@ -28,6 +29,7 @@ from numbanorm.nn.modules.module import Module
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Module"]
 __all__ += ["GELU", "Dropout", "Flatten", "Linear", "ReLU", "Sequential", "Tanh"]
 __all__ += ["CrossEntropyLoss", "MSELoss"]
+__all__ += ["Conv2d"]
 __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
 __all__ += ["LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"]
 __all__ += ["LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyModuleMixin"]
