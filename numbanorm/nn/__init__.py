@@ -9,9 +9,11 @@ from numbanorm.nn.modules import (
     Conv2d,
     Dropout,
     Flatten,
+    GroupNorm,
     InstanceNorm1d,
     InstanceNorm2d,
     InstanceNorm3d,
+    LayerNorm,
     LazyBatchNorm1d,
     LazyBatchNorm2d,
     LazyBatchNorm3d,
@@ -19,8 +21,10 @@ from numbanorm.nn.modules import (
     LazyInstanceNorm2d,
     LazyInstanceNorm3d,
     Linear,
+    LocalResponseNorm,
     Module,
     ReLU,
+    RMSNorm,
     Sequential,
     Tanh,
 )
@@ -35,3 +39,5 @@ __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
 __all__ += ["LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"]
 __all__ += ["LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"]
 __all__ += ["UninitializedBuffer", "UninitializedParameter"]
+__all__ += ["LocalResponseNorm"]
+__all__ += ["GroupNorm", "LayerNorm", "RMSNorm"]

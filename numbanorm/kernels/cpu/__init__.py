@@ -11,6 +11,12 @@ from numbanorm.kernels.cpu.batch_norm import (
     batch_norm_train_ncs,
     batch_norm_train_nsc,
 )
+from numbanorm.kernels.cpu.local_response_norm import (
+    local_response_norm_backward_ncs,
+    local_response_norm_backward_nsc,
+    local_response_norm_ncs,
+    local_response_norm_nsc,
+)
 
 __all__ = [
     "batch_norm_backward_ncs",
@@ -19,4 +25,8 @@ __all__ = [
     "batch_norm_eval_nsc",
     "batch_norm_train_ncs",
     "batch_norm_train_nsc",
+    "local_response_norm_backward_ncs",
+    "local_response_norm_backward_nsc",
+    "local_response_norm_ncs",
+    "local_response_norm_nsc",
 ]

@@ -17,8 +17,8 @@ constant row gives exactly its bias. ``weight`` and ``bias`` of size 0 mean
 "none" (weight 1, bias 0); an output of size 0 is not computed. ``mean`` and ``invstd`` are
 float64, one per row (``(N, groups)`` or ``(R,)``), with ``invstd = 1/sqrt(var + eps)``, ``var``
 the biased variance (the mean square for RMSNorm, whose ``mean`` is 0); an empty row has mean 0
-and invstd 0. Gradients of the weight and bias sum over rows in per-chunk partials split by the
-shape alone, so results are the same bits whatever the thread count.
+and invstd NaN, as in torch. Gradients of the weight and bias sum over rows in per-chunk partials
+split by the shape alone, so results are the same bits whatever the thread count.
 
 Each public kernel has a serial twin, ``kernel.serial``, for inputs too small to split.
 """
@@ -83,9 +83,12 @@ def _sums(row, shift, s1, s2):
 
 @cpu_helper
 def _finish(s1, s2, shift, count, eps, rms):
-    """A row's ``(mean, invstd)`` from its shifted sums over ``count`` elements."""
+    """A row's ``(mean, invstd)`` from its shifted sums over ``count`` elements.
+
+    An empty row has mean 0 and, as in torch (``0/0`` variance), invstd NaN.
+    """
     if count == 0:
-        return 0.0, 0.0
+        return 0.0, np.nan
     if rms:
         return 0.0, 1.0 / np.sqrt(s2 / count + eps)
     delta = s1 / count

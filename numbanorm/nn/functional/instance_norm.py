@@ -42,8 +42,11 @@ def verify_spatial_size(shape: tuple) -> None:
 
 
 def _with_dtype(tensor: Tensor | None, dtype: np.dtype | None) -> Tensor | None:
-    """A stand-in for ``tensor`` cast to ``dtype``, for the checks that read only dtypes."""
-    return None if tensor is None else Tensor(np.empty(0, dtype))
+    """``tensor``, or a stand-in for its cast to ``dtype`` for the checks that read only
+    dtypes."""
+    if tensor is None or tensor.dtype == dtype:
+        return tensor
+    return Tensor(np.empty(0, dtype))
 
 
 def _check_average_back(stat: Tensor, dtype: np.dtype, n: int, channels: int) -> None:

@@ -23,8 +23,10 @@ from numbanorm.nn.modules.instancenorm import (
 )
 from numbanorm.nn.modules.lazy import LazyModuleMixin
 from numbanorm.nn.modules.linear import Linear
+from numbanorm.nn.modules.local_response_norm import LocalResponseNorm
 from numbanorm.nn.modules.loss import CrossEntropyLoss, MSELoss
 from numbanorm.nn.modules.module import Module
+from numbanorm.nn.modules.normalization import GroupNorm, LayerNorm, RMSNorm
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Module"]
 __all__ += ["GELU", "Dropout", "Flatten", "Linear", "ReLU", "Sequential", "Tanh"]
@@ -33,3 +35,5 @@ __all__ += ["Conv2d"]
 __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
 __all__ += ["LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"]
 __all__ += ["LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyModuleMixin"]
+__all__ += ["LocalResponseNorm"]
+__all__ += ["GroupNorm", "LayerNorm", "RMSNorm"]

@@ -190,14 +190,15 @@ def test_group_norm_constant_groups(layout, dtype):
 
 @pytest.mark.parametrize("layout", GROUP_NORM)
 def test_group_norm_empty_rows(layout):
-    """Rows with no elements (S = 0) have mean 0 and invstd 0 and zero parameter gradients."""
+    """Rows with no elements (S = 0) have mean 0 and invstd NaN (torch's ``0/0`` variance), so
+    the weight's gradient is NaN and the bias's 0, as in torch."""
     x = np.empty((2, 4, 0))
     weight, bias = np.ones(4), np.zeros(4)
     got = run_group_norm(layout, x, x, 2, weight, bias)
-    for key in ("mean", "invstd"):
-        np.testing.assert_array_equal(got[key], np.zeros((2, 2)), err_msg=key)
-    for key in ("dweight", "dbias"):
-        np.testing.assert_array_equal(got[key], np.zeros(4), err_msg=key)
+    np.testing.assert_array_equal(got["mean"], np.zeros((2, 2)))
+    np.testing.assert_array_equal(got["invstd"], np.full((2, 2), np.nan))
+    np.testing.assert_array_equal(got["dweight"], np.full(4, np.nan))
+    np.testing.assert_array_equal(got["dbias"], np.zeros(4))
 
 
 @pytest.mark.parametrize("layout", GROUP_NORM)

@@ -1,0 +1,343 @@
+"""Local response normalization (LocalResponseNorm) on the CPU: ``@njit(parallel=True)`` kernels.
+
+``y = x * d**-beta`` with ``d = k + alpha/size * (sum of x*x over the channels c - size//2 ..
+c + (size-1)//2)``, zero-padded at both ends and always divided by ``size`` (torch's avg_pool with
+count_include_pad). The input is a 3-D view in one of two layouts, as the BatchNorm kernels:
+
+- ``ncs``: shape ``(N, C, S)``, ``S`` the product of the spatial sizes (contiguous NCHW);
+- ``nsc``: shape ``(N, S, C)`` (channels-last), where the window runs along the innermost axis.
+
+Any strides are correct. Each task copies a block of columns (one ``(n, s)`` position each) into a
+float64 ``(C, B)`` buffer, so that everything after the copy runs on contiguous rows of ``B``
+columns that vectorize, whatever the layout; tasks never share a sum, so the results are the same
+bits whatever the thread count.
+
+Window sums are van Herk / Gil-Werman block sums, not a running sum that adds the entering value
+and subtracts the leaving one: the padded channel axis is cut into blocks of ``size`` rows and each
+window is a suffix of one block plus a prefix of the next. That costs O(1) per output for any
+``size`` (a sum per window costs ``size``), and every partial sum holds only values of the window
+itself, so a window's sum is as accurate as summing it directly. A running sum would carry the
+rounding error of every large square it has seen: after a channel of 1e4 next to channels of 1e-3
+its float64 error already exceeds float32's tolerance when ``k`` is 0, and a window of zeros after
+nonzero channels would not sum to exactly 0 (torch gives 0/0 = NaN there).
+
+``d**-beta`` is computed by a vectorized exp/log pair (about 1e-15 relative error); libm's scalar
+``pow`` would cost more than the rest of the kernel, and values outside its range go to ``pow``.
+
+Each public kernel has a serial twin, ``kernel.serial``, for inputs too small to split.
+"""
+
+import numpy as np
+from numba import prange
+
+from numbanorm.kernels.config import cpu_helper, cpu_kernel
+
+# Columns per task: a (C, B) float64 block of a 64-channel input stays in L1/L2.
+_BLOCK = 64
+
+_LN2_HI = 0.6931471803691238
+_LN2_LO = 1.9082149292705877e-10
+_INV_LN2 = 1.4426950408889634
+_SQRT2 = 1.4142135623730951
+_MIN_NORMAL = 2.2250738585072014e-308
+_MANTISSA = 0x000FFFFFFFFFFFFF
+_ONE_BITS = 0x3FF0000000000000
+
+
+@cpu_helper
+def _negative_power(d, beta, out, mantissa, exponent):
+    """``out[i] = d[i] ** -beta`` for 1-D contiguous float64 arrays; ``mantissa`` and
+    ``exponent`` are float64 scratch arrays of the same size.
+
+    ``log(d)`` from the exponent bits and an atanh series on the mantissa in [sqrt(1/2),
+    sqrt(2)), ``exp`` by a Taylor series on ``|r| <= ln2/2`` scaled by a power of two built from
+    bits. Every loop vectorizes; zeros, subnormals, negatives, inf, NaN and results that would
+    overflow or underflow go to ``pow`` in the last loop.
+    """
+    n = d.size
+    d_bits = d.view(np.int64)
+    m_bits = mantissa.view(np.int64)
+    for i in range(n):
+        bits = d_bits[i]
+        m_bits[i] = (bits & _MANTISSA) | _ONE_BITS
+        exponent[i] = np.float64(((bits >> 52) & 0x7FF) - 1023)
+    for i in range(n):
+        m = mantissa[i]
+        big = m > _SQRT2
+        m = m * 0.5 if big else m
+        e = exponent[i] + 1.0 if big else exponent[i]
+        f = (m - 1.0) / (m + 1.0)
+        f2 = f * f
+        series = 1.0 / 21.0
+        series = series * f2 + 1.0 / 19.0
+        series = series * f2 + 1.0 / 17.0
+        series = series * f2 + 1.0 / 15.0
+        series = series * f2 + 1.0 / 13.0
+        series = series * f2 + 1.0 / 11.0
+        series = series * f2 + 1.0 / 9.0
+        series = series * f2 + 1.0 / 7.0
+        series = series * f2 + 1.0 / 5.0
+        series = series * f2 + 1.0 / 3.0
+        series = series * f2 + 1.0
+        y = -beta * (e * _LN2_HI + (e * _LN2_LO + 2.0 * f * series))
+        twos = np.floor(y * _INV_LN2 + 0.5)
+        r = (y - twos * _LN2_HI) - twos * _LN2_LO
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        out[i] = p * r + 1.0
+        exponent[i] = twos
+    for i in range(n):
+        twos = exponent[i]
+        m_bits[i] = (np.int64(twos if abs(twos) <= 1020.0 else 0.0) + 1023) << 52
+    for i in range(n):
+        out[i] *= mantissa[i]
+    outside = 0
+    for i in range(n):
+        value = d[i]
+        fast = value >= _MIN_NORMAL and value < np.inf and abs(exponent[i]) <= 1020.0
+        outside += 0 if fast else 1
+    if outside == 0:
+        return
+    # Apart from this test, the vectorizer would evaluate pow on every element.
+    for i in range(n):
+        value = d[i]
+        if not (value >= _MIN_NORMAL and value < np.inf and abs(exponent[i]) <= 1020.0):
+            out[i] = value**-beta
+
+
+@cpu_helper
+def _window_sums(v, q, channels, before, after):
+    """Sums over windows of ``before + 1 + after`` rows of ``v``, written to ``v[:channels]``.
+
+    ``v`` is ``(channels + before + after, B)``: the values in rows ``before .. before+channels``,
+    zeros around them; ``q`` is scratch of the same shape. Row ``c`` of the result is the sum of
+    the values of rows ``c - before .. c + after``.
+    """
+    w = before + 1 + after
+    length = v.shape[0]
+    width = v.shape[1]
+    # Suffix sums within each block of w rows.
+    for p in range(length - 1, -1, -1):
+        if (p + 1) % w == 0 or p == length - 1:
+            for b in range(width):
+                q[p, b] = v[p, b]
+        else:
+            for b in range(width):
+                q[p, b] = q[p + 1, b] + v[p, b]
+    # Prefix sums within each block, in place.
+    for p in range(1, length):
+        if p % w != 0:
+            for b in range(width):
+                v[p, b] += v[p - 1, b]
+    # Window c covers padded rows c .. c+w-1: the suffix of its first block plus the prefix of
+    # the next. Row c is written after every row it still needs (c+w-1 >= c) has been read.
+    for c in range(channels):
+        if c % w == 0:
+            for b in range(width):
+                v[c, b] = q[c, b]
+        else:
+            for b in range(width):
+                v[c, b] = q[c, b] + v[c + w - 1, b]
+
+
+@cpu_helper
+def _clipped(size, channels):
+    """The window's rows before and after a channel, clipped to the channel axis (a window
+    longer than the axis sums the same values), and the padded length."""
+    edge = max(channels - 1, 0)
+    before = min(size // 2, edge)
+    after = min((size - 1) // 2, edge)
+    return before, after, channels + before + after
+
+
+@cpu_helper
+def _scales(xb, size, alpha, beta, k, floor_mean, v, q, d, s, mantissa, exponent):
+    """``s = d**-beta`` and ``d`` of a ``(C, B)`` float64 block ``xb``, into ``s`` and ``d``.
+
+    ``floor_mean``: average the squares with integer division, as torch's avg_pool does on int64
+    input. ``v``, ``q`` (padded) and ``mantissa``, ``exponent`` (C*B) are scratch.
+    """
+    channels, width = xb.shape
+    before, after, length = _clipped(size, channels)
+    for p in range(before):
+        for b in range(width):
+            v[p, b] = 0.0
+    for c in range(channels):
+        for b in range(width):
+            v[before + c, b] = xb[c, b] * xb[c, b]
+    for p in range(before + channels, length):
+        for b in range(width):
+            v[p, b] = 0.0
+    _window_sums(v, q, channels, before, after)
+    scale = alpha / size
+    for c in range(channels):
+        if floor_mean:
+            for b in range(width):
+                d[c, b] = k + alpha * np.floor(v[c, b] / size)
+        else:
+            for b in range(width):
+                d[c, b] = k + scale * v[c, b]
+    _negative_power(d.reshape(-1), beta, s.reshape(-1), mantissa, exponent)
+
+
+@cpu_helper
+def _scratch(channels, width, size):
+    length = _clipped(size, channels)[2]
+    v = np.empty((length, width))
+    q = np.empty((length, width))
+    d = np.empty((channels, width))
+    s = np.empty((channels, width))
+    mantissa = np.empty(channels * width)
+    exponent = np.empty(channels * width)
+    return v, q, d, s, mantissa, exponent
+
+
+@cpu_helper
+def _forward_block(xb, size, alpha, beta, k, floor_mean):
+    """``y`` of a ``(C, B)`` float64 block, in place."""
+    channels, width = xb.shape
+    v, q, d, s, mantissa, exponent = _scratch(channels, width, size)
+    _scales(xb, size, alpha, beta, k, floor_mean, v, q, d, s, mantissa, exponent)
+    for c in range(channels):
+        for b in range(width):
+            xb[c, b] *= s[c, b]
+
+
+@cpu_helper
+def _backward_block(gb, xb, size, alpha, beta, k):
+    """``dx`` of ``(C, B)`` float64 blocks of ``dy`` and ``x``, into ``gb``.
+
+    ``dx_j = g_j s_j - (2 alpha beta / size) x_j * sum over the outputs i whose window holds j of
+    g_i x_i s_i / d_i``: those i are j - (size-1)//2 .. j + size//2, the window reversed.
+    """
+    channels, width = xb.shape
+    v, q, d, s, mantissa, exponent = _scratch(channels, width, size)
+    _scales(xb, size, alpha, beta, k, False, v, q, d, s, mantissa, exponent)
+    coefficient = 2.0 * alpha * beta / size
+    if coefficient == 0.0:
+        # alpha or beta 0: d does not depend on x (torch's pow backward gives exact zeros).
+        for c in range(channels):
+            for b in range(width):
+                gb[c, b] *= s[c, b]
+        return
+    before, after, length = _clipped(size, channels)
+    for p in range(after):
+        for b in range(width):
+            v[p, b] = 0.0
+    for c in range(channels):
+        for b in range(width):
+            v[after + c, b] = gb[c, b] * xb[c, b] * s[c, b] / d[c, b]
+    for p in range(after + channels, length):
+        for b in range(width):
+            v[p, b] = 0.0
+    _window_sums(v, q, channels, after, before)
+    for c in range(channels):
+        for b in range(width):
+            gb[c, b] = gb[c, b] * s[c, b] - coefficient * xb[c, b] * v[c, b]
+
+
+@cpu_helper
+def _blocks(count):
+    return (count + _BLOCK - 1) // _BLOCK
+
+
+@cpu_kernel
+def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
+    """torch.nn.functional.local_response_norm on an ``(N, C, S)`` view, into ``y``.
+
+    ``floor_mean`` (torch on int64 input): the mean of the squares is floored.
+    """
+    n, channels, s = x.shape
+    per_sample = _blocks(s)
+    for t in prange(n * per_sample):
+        i = t // per_sample
+        start = (t - i * per_sample) * _BLOCK
+        width = min(_BLOCK, s - start)
+        xb = np.empty((channels, width))
+        for c in range(channels):
+            for b in range(width):
+                xb[c, b] = x[i, c, start + b]
+        _forward_block(xb, size, alpha, beta, k, floor_mean)
+        for c in range(channels):
+            for b in range(width):
+                y[i, c, start + b] = xb[c, b]
+
+
+@cpu_kernel
+def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
+    """torch.nn.functional.local_response_norm on an ``(N, S, C)`` view (channels-last), into
+    ``y``; arguments as the ncs kernel."""
+    n, s, channels = x.shape
+    rows = n * s
+    for t in prange(_blocks(rows)):
+        start = t * _BLOCK
+        width = min(_BLOCK, rows - start)
+        xb = np.empty((channels, width))
+        for b in range(width):
+            i = (start + b) // s
+            j = start + b - i * s
+            for c in range(channels):
+                xb[c, b] = x[i, j, c]
+        _forward_block(xb, size, alpha, beta, k, floor_mean)
+        for b in range(width):
+            i = (start + b) // s
+            j = start + b - i * s
+            for c in range(channels):
+                y[i, j, c] = xb[c, b]
+
+
+@cpu_kernel
+def local_response_norm_backward_ncs(dy, x, size, alpha, beta, k, dx):
+    """The input's gradient of local_response_norm on ``(N, C, S)`` views, into ``dx``: one pass
+    that recomputes the window sums and ``d**-beta`` from ``x`` (nothing saved by the forward)."""
+    n, channels, s = x.shape
+    per_sample = _blocks(s)
+    for t in prange(n * per_sample):
+        i = t // per_sample
+        start = (t - i * per_sample) * _BLOCK
+        width = min(_BLOCK, s - start)
+        xb = np.empty((channels, width))
+        gb = np.empty((channels, width))
+        for c in range(channels):
+            for b in range(width):
+                xb[c, b] = x[i, c, start + b]
+                gb[c, b] = dy[i, c, start + b]
+        _backward_block(gb, xb, size, alpha, beta, k)
+        for c in range(channels):
+            for b in range(width):
+                dx[i, c, start + b] = gb[c, b]
+
+
+@cpu_kernel
+def local_response_norm_backward_nsc(dy, x, size, alpha, beta, k, dx):
+    """The input's gradient on ``(N, S, C)`` views, arguments as the ncs kernel."""
+    n, s, channels = x.shape
+    rows = n * s
+    for t in prange(_blocks(rows)):
+        start = t * _BLOCK
+        width = min(_BLOCK, rows - start)
+        xb = np.empty((channels, width))
+        gb = np.empty((channels, width))
+        for b in range(width):
+            i = (start + b) // s
+            j = start + b - i * s
+            for c in range(channels):
+                xb[c, b] = x[i, j, c]
+                gb[c, b] = dy[i, j, c]
+        _backward_block(gb, xb, size, alpha, beta, k)
+        for b in range(width):
+            i = (start + b) // s
+            j = start + b - i * s
+            for c in range(channels):
+                dx[i, j, c] = gb[c, b]

@@ -1,0 +1,177 @@
+"""LayerNorm, GroupNorm and RMSNorm (torch.nn.modules.normalization)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from numbanorm.dispatch import backend
+from numbanorm.nn import functional as F
+from numbanorm.nn.functional.checks import _type_name
+from numbanorm.nn.modules.module import Module
+from numbanorm.nn.parameter import Parameter
+from numbanorm.tensor import Tensor
+from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype
+
+
+def _new_parameter(shape: Any, value: float, device: Any, dtype: Any) -> Parameter:
+    """A parameter filled with ``value``, refusing the sizes ``torch.empty`` refuses."""
+    sizes = shape if isinstance(shape, tuple) else (shape,)
+    for pos, size in enumerate(sizes):
+        if not isinstance(size, numbers.Integral) or isinstance(size, bool):
+            raise TypeError(
+                "empty(): argument 'size' (position 1) must be tuple of ints, but found element "
+                f"of type {_type_name(size)} at pos {pos}"
+            )
+    if any(size < 0 for size in sizes):
+        negative = next(size for size in sizes if size < 0)
+        raise RuntimeError(
+            f"Trying to create tensor with negative dimension {negative}: "
+            f"[{', '.join(str(size) for size in sizes)}]"
+        )
+    dtype = DEFAULT_DTYPE if dtype is None else as_dtype(dtype)
+    xp = backend(Device(device).type)
+    return Parameter(xp.full(tuple(int(size) for size in sizes), value, dtype=dtype))
+
+
+def _as_shape(normalized_shape: Any) -> tuple:
+    """torch's ``normalized_shape`` attribute: an integer becomes a 1-tuple, anything else a
+    tuple of its items as they are."""
+    if isinstance(normalized_shape, numbers.Integral):
+        return (normalized_shape,)
+    return tuple(normalized_shape)
+
+
+class LayerNorm(Module):
+    """Layer normalization over the trailing ``normalized_shape`` axes (torch.nn.LayerNorm):
+    per-element ``weight`` (ones) and ``bias`` (zeros) when ``elementwise_affine``; statistics
+    from the input in training and evaluation alike."""
+
+    def __init__(
+        self,
+        normalized_shape: Any,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        self.normalized_shape = _as_shape(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = _new_parameter(self.normalized_shape, 1.0, device, dtype)
+            if bias:
+                self.bias = _new_parameter(self.normalized_shape, 0.0, device, dtype)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weight to 1 and bias to 0."""
+        if self.elementwise_affine:
+            self.weight.data[...] = 1
+            if self.bias is not None:
+                self.bias.data[...] = 0
+
+    def forward(self, input: Any) -> Tensor:
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
+        )
+
+
+class GroupNorm(Module):
+    """Group normalization (torch.nn.GroupNorm): ``num_channels`` split in ``num_groups``
+    groups, per-channel ``weight`` (ones) and ``bias`` (zeros) when ``affine``."""
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_channels % num_groups != 0:
+            raise ValueError(
+                f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
+            )
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = _new_parameter(num_channels, 1.0, device, dtype)
+            if bias:
+                self.bias = _new_parameter(num_channels, 0.0, device, dtype)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weight to 1 and bias to 0."""
+        if self.affine:
+            self.weight.data[...] = 1
+            if self.bias is not None:
+                self.bias.data[...] = 0
+
+    def forward(self, input: Any) -> Tensor:
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalization over the trailing ``normalized_shape`` axes
+    (torch.nn.RMSNorm): per-element ``weight`` (ones) when ``elementwise_affine``, no bias;
+    ``eps=None`` is the machine epsilon of the type torch computes in."""
+
+    def __init__(
+        self,
+        normalized_shape: Any,
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        self.normalized_shape = _as_shape(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = _new_parameter(self.normalized_shape, 1.0, device, dtype)
+        else:
+            self.register_parameter("weight", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weight to 1."""
+        if self.elementwise_affine:
+            self.weight.data[...] = 1
+
+    def forward(self, x: Any) -> Tensor:
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )

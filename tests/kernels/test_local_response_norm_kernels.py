@@ -1,0 +1,207 @@
+"""The LocalResponseNorm CPU kernels as public API: called from a user's own ``@njit`` function,
+in both layouts and with any strides, against torch (live, and the golden file
+``local_response_norm_kernels``); serial twins; and the numerics: the vectorized power against
+``pow``, window sums as accurate as direct sums over a wide dynamic range, exact zeros, int64
+input's floored mean, windows far longer than the channel axis."""
+
+import numba
+import numpy as np
+import pytest
+
+from numbanorm.kernels import cpu
+from numbanorm.kernels.cpu import (
+    local_response_norm_backward_ncs,
+    local_response_norm_backward_nsc,
+    local_response_norm_ncs,
+    local_response_norm_nsc,
+)
+from numbanorm.kernels.cpu.local_response_norm import _negative_power
+from tests.oracle import Cases, deterministic
+from tests.tolerances import assert_close
+
+SHAPE = (3, 6, 2, 5)  # (N, C, H, W)
+SIZE, ALPHA, BETA, K = 3, 0.5, 0.75, 1.5
+KERNELS = {
+    "ncs": (local_response_norm_ncs, local_response_norm_backward_ncs),
+    "nsc": (local_response_norm_nsc, local_response_norm_backward_nsc),
+}
+
+
+# A user's own @njit code: forward and backward of one layer.
+@numba.njit
+def user_step_ncs(x, dy, y, dx):
+    local_response_norm_ncs(x, 3, 0.5, 0.75, 1.5, False, y)
+    local_response_norm_backward_ncs(dy, x, 3, 0.5, 0.75, 1.5, dx)
+
+
+@numba.njit
+def user_step_nsc(x, dy, y, dx):
+    local_response_norm_nsc(x, 3, 0.5, 0.75, 1.5, False, y)
+    local_response_norm_backward_nsc(dy, x, 3, 0.5, 0.75, 1.5, dx)
+
+
+USER_STEPS = {"ncs": user_step_ncs, "nsc": user_step_nsc}
+
+
+def to_layout(a, layout):
+    """An (N, C, *spatial) array as the kernels' 3-D view of it: (N, C, S) or (N, S, C)."""
+    n, c = a.shape[:2]
+    if layout == "ncs":
+        return a.reshape(n, c, -1)
+    return np.moveaxis(a, 1, -1).reshape(n, -1, c)
+
+
+def from_layout(a3, layout, shape):
+    n, c = shape[:2]
+    if layout == "ncs":
+        return a3.reshape(shape)
+    return np.moveaxis(a3.reshape(n, *shape[2:], c), -1, 1)
+
+
+def strided(a):
+    """The same values as ``a``, in a view with a negative stride and step-2 strides."""
+    base = np.zeros(tuple(2 * size for size in a.shape), a.dtype)
+    view = base[(slice(None, None, -2),) + (slice(1, None, 2),) * (a.ndim - 1)]
+    view[...] = a
+    return view
+
+
+def kernel_case(lib, layout, dtype, any_strides):
+    x = deterministic(SHAPE, 1, dtype)
+    dy = deterministic(SHAPE, 2, dtype)
+    if lib.name == "torch":
+        xt = lib.torch.from_numpy(x).requires_grad_()
+        y = lib.F.local_response_norm(xt, SIZE, ALPHA, BETA, K)
+        y.backward(lib.torch.from_numpy(dy))
+        return {"y": lib.numpy(y), "dx": lib.numpy(xt.grad)}
+    x3, dy3 = to_layout(x, layout), to_layout(dy, layout)
+    outs = [np.zeros_like(x3), np.zeros_like(x3)]
+    if any_strides:
+        x3, dy3 = strided(x3), strided(dy3)
+        outs = [strided(o) for o in outs]
+    USER_STEPS[layout](x3, dy3, *outs)
+    return {
+        key: from_layout(np.array(o), layout, SHAPE)
+        for key, o in zip(("y", "dx"), outs, strict=True)
+    }
+
+
+CASES = Cases("local_response_norm_kernels")
+for _layout in KERNELS:
+    for _dtype, _strides in (("float32", False), ("float64", False), ("float32", True)):
+        CASES.add(
+            f"{_layout}-{_dtype}{'-any-strides' if _strides else ''}",
+            lambda lib, a=(_layout, _dtype, _strides): kernel_case(lib, *a),
+        )
+
+
+@pytest.mark.parametrize("name", CASES.names())
+def test_user_njit_function_calls_kernels(name):
+    CASES.check(name)
+
+
+def reference(x3, layout, size, alpha, beta, k):
+    """y in float64 on an (N, C, S) or (N, S, C) view, each window summed directly."""
+    x = np.asarray(x3, np.float64)
+    x = x if layout == "ncs" else x.swapaxes(1, 2)
+    channels = x.shape[1]
+    y = np.empty_like(x)
+    for c in range(channels):
+        window = x[:, max(0, c - size // 2) : c + (size - 1) // 2 + 1]
+        y[:, c] = x[:, c] / (k + alpha / size * (window**2).sum(axis=1)) ** beta
+    return y if layout == "ncs" else y.swapaxes(1, 2)
+
+
+def _view(layout, n=2, c=9, s=70, seed=1, dtype=np.float64):
+    return deterministic((n, c, s) if layout == "ncs" else (n, s, c), seed, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", [n for n in cpu.__all__ if n.startswith("local_response_norm")])
+def test_serial_twin_matches_parallel_kernel(name, dtype):
+    kernel = getattr(cpu, name)
+    layout = name.rsplit("_", 1)[1]
+    x = _view(layout, dtype=dtype)
+    if "backward" in name:
+        arguments = (_view(layout, seed=2, dtype=dtype), x, 4, 0.5, 0.75, 1.0)
+    else:
+        arguments = (x, 4, 0.5, 0.75, 1.0, False)
+    parallel, serial = np.empty_like(x), np.empty_like(x)
+    kernel(*arguments, parallel)
+    kernel.serial(*arguments, serial)
+    np.testing.assert_array_equal(serial, parallel)
+
+
+def test_negative_power_matches_pow():
+    """The vectorized power as accurate as float64 allows without double-double arithmetic (that
+    ``pow`` has): each rounding of ``log(d)`` and ``beta * log(d)`` costs ``|beta * log(d)|`` ulps
+    of the result. Exactly ``pow`` where it hands over (0, subnormals, negatives, inf, NaN,
+    overflow)."""
+    d = np.concatenate(
+        [
+            np.geomspace(1e-300, 1e300, 20001),
+            [0.0, -0.0, 5e-324, 1e-310, -1.0, -2.5, np.inf, -np.inf, np.nan, 1.0, 2.0],
+        ]
+    )
+    for beta in (0.75, 0.5, 1.0, 2.0, -1.3, 0.0, 1e-3, 3.0, 40.0):
+        out, mantissa, exponent = np.empty_like(d), np.empty_like(d), np.empty_like(d)
+        _negative_power(d, beta, out, mantissa, exponent)
+        with np.errstate(all="ignore"):
+            want = d**-beta
+            ulps = 4.0 + 2.0 * np.abs(beta * np.log(np.abs(d)))
+        normal = (d >= 2.2250738585072014e-308) & (d < np.inf) & np.isfinite(want) & (want > 0)
+        error = np.abs(out[normal] - want[normal]) / want[normal]
+        assert np.all(error <= ulps[normal] * 2.0**-53), f"beta={beta}: {error.max()}"
+        np.testing.assert_array_equal(out[~normal], want[~normal], f"beta={beta}")
+
+
+@pytest.mark.parametrize("layout", KERNELS)
+def test_window_sums_as_accurate_as_direct_sums(layout):
+    """Squares spanning 1e-8 to 1e8 along the channel axis with k = 0: every window's sum is
+    accurate to its own size (a running sum would carry the error of the largest square), and
+    a window of zeros after large values sums to exactly 0 (torch's 0/0 = NaN)."""
+    magnitudes = np.array([1e4, 1e-4, 1e-4, 1e-4, 1.0, 1e-4, 1e-4, 0.0, 0.0, 0.0, 3e3, 2e-4])
+    x = _view(layout, c=magnitudes.size, s=5, dtype=np.float64)
+    x *= magnitudes[:, None] if layout == "ncs" else magnitudes
+    x32 = x.astype(np.float32)
+    forward, _ = KERNELS[layout]
+    y = np.empty_like(x32)
+    forward(x32, 3, 1.0, 0.75, 0.0, False, y)
+    with np.errstate(all="ignore"):
+        want = reference(x32, layout, 3, 1.0, 0.75, 0.0)
+    assert_close(y, want.astype(np.float32), "y")
+    channel = (slice(None), 8) if layout == "ncs" else (slice(None), slice(None), 8)
+    assert np.isnan(y[channel]).all()
+
+
+@pytest.mark.parametrize("layout", KERNELS)
+def test_int64_input_floors_the_mean(layout):
+    x = _view(layout, c=5, s=4) * 10
+    x = x.astype(np.int64)
+    forward, _ = KERNELS[layout]
+    y = np.empty(x.shape, np.float32)
+    forward(x, 3, 1.0, 1.0, 1.0, True, y)
+    x64 = x.astype(np.float64)
+    view = x64 if layout == "ncs" else x64.swapaxes(1, 2)
+    d = np.empty_like(view)
+    for c in range(view.shape[1]):
+        window = view[:, max(0, c - 1) : c + 2]
+        d[:, c] = 1.0 + np.floor((window**2).sum(axis=1) / 3)
+    want = view / d
+    assert_close(y, (want if layout == "ncs" else want.swapaxes(1, 2)).astype(np.float32), "y")
+
+
+@pytest.mark.parametrize("layout", KERNELS)
+def test_window_far_longer_than_the_channels(layout):
+    """A window of 10**12 channels sums every channel, without a buffer of its length."""
+    x = _view(layout, c=4, s=3)
+    forward, backward = KERNELS[layout]
+    size = 10**12
+    y = np.empty_like(x)
+    forward(x, size, 1e9, 0.75, 1.0, False, y)
+    assert_close(y, reference(x, layout, size, 1e9, 0.75, 1.0), "y")
+    dx_long, dx_covering = np.empty_like(x), np.empty_like(x)
+    backward(x, x, size, 1e9, 0.75, 1.0, dx_long)
+    # Windows of 2C-1 channels already hold every channel; with alpha scaled alike, the same.
+    backward(x, x, 7, 1e9 * 7 / size, 0.75, 1.0, dx_covering)
+    assert_close(dx_long, dx_covering, "dx")
