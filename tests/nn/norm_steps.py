@@ -11,8 +11,11 @@ LAYOUTS = ("contiguous", "channels_last", "transposed")
 
 
 def _is_channels_last(lib, tensor) -> bool:
+    """Channels-last memory (torch's ``channels_last`` for 4-D, ``channels_last_3d`` for 5-D)."""
     if lib.name == "torch":
-        return tensor.is_contiguous(memory_format=lib.torch.channels_last)
+        torch = lib.torch
+        layout = torch.channels_last_3d if tensor.ndim == 5 else torch.channels_last
+        return tensor.is_contiguous(memory_format=layout)
     return np.moveaxis(tensor.data, 1, -1).flags.c_contiguous
 
 
@@ -46,10 +49,12 @@ def module_steps(
         y = module(x)
         y.backward(lib.tensor(deterministic(shape, 100 + step, dtype)))
         out[f"y{step}"] = lib.numpy(y)
-        if layout == "channels_last":
-            out[f"y{step}_channels_last"] = _is_channels_last(lib, y)
         if x_grad:
             out[f"dx{step}"] = lib.numpy(leaf.grad)
+        if layout == "channels_last":
+            out[f"y{step}_channels_last"] = _is_channels_last(lib, y)
+            if x_grad:
+                out[f"dx{step}_channels_last"] = _is_channels_last(lib, leaf.grad)
         for name, param in module.named_parameters() if param_grads else ():
             out[f"d{name}{step}"] = lib.numpy(param.grad)
         module.zero_grad()
@@ -58,16 +63,21 @@ def module_steps(
     return out
 
 
-def functional_grads(lib, function, arrays: dict, needs: tuple, upstream_seed=50, **kwargs):
+def functional_grads(
+    lib, function, arrays: dict, needs: tuple, upstream_seed=50, upstream_dtype=None, **kwargs
+):
     """``function(**tensors, **kwargs)`` with the named arrays as tensors (None stays None), the
-    ones in ``needs`` requiring a gradient: output and those gradients."""
+    ones in ``needs`` requiring a gradient: output and those gradients. The upstream gradient
+    has the output's dtype; with ``upstream_dtype``, its values are rounded to that dtype first
+    (a float64 reference of a float16 computation gets the float16 call's upstream values)."""
     tensors = {
         k: None if v is None else lib.tensor(v, requires_grad=k in needs) for k, v in arrays.items()
     }
     y = function(**tensors, **kwargs)
     out = {"y": lib.numpy(y)}
     if needs:
-        y.backward(lib.tensor(deterministic(tuple(y.shape), upstream_seed, out["y"].dtype)))
+        values = deterministic(tuple(y.shape), upstream_seed, upstream_dtype or out["y"].dtype)
+        y.backward(lib.tensor(values.astype(out["y"].dtype)))
         for k in needs:
             out[f"d{k}"] = lib.numpy(tensors[k].grad)
     return out

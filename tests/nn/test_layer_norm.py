@@ -63,7 +63,7 @@ for param_dtype in ["float16", "float32"]:
 
 
 def functional(lib, shape=(3, 4), ns=(4,), dtype="float64", weight=True, bias=True, needs=(),
-               x=None, param_dtype=None, **kwargs):  # fmt: skip
+               x=None, param_dtype=None, upstream_dtype=None, **kwargs):  # fmt: skip
     """F.layer_norm on deterministic values, with gradients for the arguments in ``needs``."""
     pshape = shape[len(shape) - len(ns) :]
     param_dtype = param_dtype or dtype
@@ -74,7 +74,7 @@ def functional(lib, shape=(3, 4), ns=(4,), dtype="float64", weight=True, bias=Tr
     }
     return functional_grads(
         lib, lambda **t: lib.F.layer_norm(t["input"], ns, t["weight"], t["bias"], **kwargs),
-        arrays, needs,
+        arrays, needs, upstream_dtype=upstream_dtype,
     )  # fmt: skip
 
 
@@ -269,10 +269,13 @@ def test_large_offset_float32():
 
 def test_mixed_precision_gradients():
     """float16 input with float32 parameters: float32 parameter gradients as a float64
-    computation from the same values gives them, and float16 ones for the input."""
+    computation from the same values (the upstream gradient rounded to float16 as the float16
+    call's is) gives them, and float16 ones for the input."""
     x = deterministic((64, 16), 1, np.float16)
     got = functional(NUMBANORM, (64, 16), (16,), "float16", x=x, param_dtype="float32", needs=ALL)
-    want = functional(NUMBANORM, (64, 16), (16,), x=x.astype(np.float64), needs=ALL)
+    want = functional(
+        NUMBANORM, (64, 16), (16,), x=x.astype(np.float64), needs=ALL, upstream_dtype="float16"
+    )
     for key, value in want.items():
         assert_close(got[key], value.astype(got[key].dtype), key)
     assert got["dweight"].dtype == np.float32 and got["dinput"].dtype == np.float16
