@@ -50,11 +50,13 @@ def _check_group_norm(
             "Expected number of channels in input to be divisible by num_groups, but got input "
             f"of shape {_shape(input.shape)} and num_groups={num_groups}"
         )
+    # torch's bias message prints the weight's shape ([0] without a weight), not the bias's.
+    weight_shape = _shape(weight.shape) if weight is not None else "[0]"
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and (p.ndim != 1 or p.numel() != channels):
             raise RuntimeError(
                 f"Expected {name} to be a vector of size equal to the number of channels in "
-                f"input, but got {name} of shape {_shape(p.shape)} and input of shape "
+                f"input, but got {name} of shape {weight_shape} and input of shape "
                 f"{_shape(input.shape)}"
             )
     mixed = check_mixed_precision(input, [weight, bias])

@@ -15,8 +15,17 @@ from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype
 
 
 def _new_parameter(shape: Any, value: float, device: Any, dtype: Any) -> Parameter:
-    """A parameter filled with ``value``, refusing the sizes ``torch.empty`` refuses."""
-    sizes = shape if isinstance(shape, tuple) else (shape,)
+    """A parameter filled with ``value``, refusing the sizes ``torch.empty`` refuses: a tuple
+    (LayerNorm's, RMSNorm's) or a bare size (GroupNorm's), with the argument parser's message
+    for each."""
+    if not isinstance(shape, tuple):
+        if not isinstance(shape, numbers.Integral) or isinstance(shape, bool):
+            raise TypeError(
+                "empty(): argument 'size' (position 1) must be tuple of ints, not "
+                f"{_type_name(shape)}"
+            )
+        shape = (shape,)
+    sizes = shape
     for pos, size in enumerate(sizes):
         if not isinstance(size, numbers.Integral) or isinstance(size, bool):
             raise TypeError(
