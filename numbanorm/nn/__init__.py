@@ -3,6 +3,8 @@
 from numbanorm.nn import functional, init
 from numbanorm.nn.modules import (
     GELU,
+    AdaptiveAvgPool2d,
+    AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
     BatchNorm3d,
@@ -22,6 +24,7 @@ from numbanorm.nn.modules import (
     LazyInstanceNorm3d,
     Linear,
     LocalResponseNorm,
+    MaxPool2d,
     Module,
     ReLU,
     RMSNorm,
@@ -41,3 +44,4 @@ __all__ += ["LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"]
 __all__ += ["UninitializedBuffer", "UninitializedParameter"]
 __all__ += ["LocalResponseNorm"]
 __all__ += ["GroupNorm", "LayerNorm", "RMSNorm"]
+__all__ += ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]

@@ -17,6 +17,15 @@ from numbanorm.kernels.cpu.local_response_norm import (
     local_response_norm_ncs,
     local_response_norm_nsc,
 )
+from numbanorm.kernels.cpu.pooling import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    avg_pool2d_int,
+    max_pool2d,
+    max_pool2d_backward,
+)
 
 __all__ = [
     "batch_norm_backward_ncs",
@@ -30,3 +39,5 @@ __all__ = [
     "local_response_norm_ncs",
     "local_response_norm_nsc",
 ]
+__all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "avg_pool2d"]
+__all__ += ["avg_pool2d_backward", "avg_pool2d_int", "max_pool2d", "max_pool2d_backward"]

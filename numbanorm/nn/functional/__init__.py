@@ -12,9 +12,16 @@ from numbanorm.nn.functional.layer_norm import layer_norm, rms_norm
 from numbanorm.nn.functional.linear import linear
 from numbanorm.nn.functional.local_response_norm import local_response_norm
 from numbanorm.nn.functional.loss import cross_entropy, mse_loss
+from numbanorm.nn.functional.pooling import (
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    max_pool2d,
+    max_pool2d_with_indices,
+)
 
 __all__ = ["batch_norm", "cross_entropy", "dropout", "gelu", "linear", "mse_loss", "relu", "tanh"]
 __all__ += ["instance_norm"]
 __all__ += ["conv2d"]
 __all__ += ["local_response_norm"]
 __all__ += ["group_norm", "layer_norm", "rms_norm"]
+__all__ += ["adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices"]

@@ -27,6 +27,7 @@ from numbanorm.nn.modules.local_response_norm import LocalResponseNorm
 from numbanorm.nn.modules.loss import CrossEntropyLoss, MSELoss
 from numbanorm.nn.modules.module import Module
 from numbanorm.nn.modules.normalization import GroupNorm, LayerNorm, RMSNorm
+from numbanorm.nn.modules.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Module"]
 __all__ += ["GELU", "Dropout", "Flatten", "Linear", "ReLU", "Sequential", "Tanh"]
@@ -37,3 +38,4 @@ __all__ += ["LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"]
 __all__ += ["LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyModuleMixin"]
 __all__ += ["LocalResponseNorm"]
 __all__ += ["GroupNorm", "LayerNorm", "RMSNorm"]
+__all__ += ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
