@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 import numbanorm
-from tests.oracle import Cases, channels_last, deterministic
+from numbanorm.nn.functional import conv as conv_functional
+from numbanorm.nn.functional.conv import _onednn_dtypes
+from tests.oracle import GOLDEN_DIR, NUMBANORM, Cases, channels_last, compare, deterministic, run
 
 CASES = Cases("nn_conv")
 
@@ -192,10 +194,18 @@ _DTYPE_ERRORS = {
     "bias_int32": ("float32", "float32", "int32"),
     "bool": ("bool", "bool", None),
 }
+# float16 input with a float32 weight, or a float32 bias on the string-padding road, takes the
+# kernel torch picks by processor: oneDNN's (an error) with AVX512-FP16 or AMX-FP16, else the
+# reference kernel's (a different error, or a result). Each road has its own golden file, made
+# by torch on a processor that takes it; this processor's road is tested.
+FLOAT16_ROAD = "onednn" if np.dtype(np.float16) in _onednn_dtypes() else "reference"
+FLOAT16_CASES = Cases(f"nn_conv_float16_{FLOAT16_ROAD}")
 for name, (xd, wd, bd) in _DTYPE_ERRORS.items():
-    CASES.add(f"error_dtype_{name}", _error_case(X, W, None if bd is None else (4,), (xd, wd, bd)))
+    cases = FLOAT16_CASES if (xd, wd, bd) == ("float16", "float32", None) else CASES
+    cases.add(f"error_dtype_{name}", _error_case(X, W, None if bd is None else (4,), (xd, wd, bd)))
     if bd is not None:  # the string-padding road checks the bias elsewhere, or converts it
-        CASES.add(
+        cases = FLOAT16_CASES if xd == "float16" else CASES
+        cases.add(
             f"error_dtype_{name}_valid",
             _error_case(X, W, (4,), (xd, wd, bd), padding="valid"),
         )
@@ -340,6 +350,24 @@ for mode in ("reflect", "replicate", "circular"):
 @pytest.mark.parametrize("name", CASES.names())
 def test_matches_torch(name):
     CASES.check(name)
+
+
+@pytest.mark.parametrize("name", FLOAT16_CASES.names())
+def test_float16_kernel_choice_matches_torch(name):
+    FLOAT16_CASES.check(name)
+
+
+@pytest.mark.parametrize("name", FLOAT16_CASES.names())
+def test_float16_other_processors_road(name, monkeypatch):
+    """On a processor of the other kind, numbanorm takes the other road: its golden values."""
+    other = "reference" if FLOAT16_ROAD == "onednn" else "onednn"
+    dtypes = {"onednn": (np.dtype(np.float32), np.dtype(np.float16))}
+    monkeypatch.setattr(
+        conv_functional, "_onednn_dtypes", lambda: dtypes.get(other, (np.dtype(np.float32),))
+    )
+    with np.load(GOLDEN_DIR / f"nn_conv_float16_{other}.npz") as stored:
+        expected = {k.split("/")[1]: stored[k] for k in stored.files if k.startswith(f"{name}/")}
+    compare(run(FLOAT16_CASES.cases[name], NUMBANORM), expected, f"{name} ({other})")
 
 
 def test_init_follows_torch_formulas_and_seed():

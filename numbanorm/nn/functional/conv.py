@@ -3,12 +3,14 @@
 torch reaches a convolution by two roads: a numeric ``padding`` checks the bias's dtype first,
 a string one (``'same'``, ``'valid'``) does not, and ``'same'`` with an even kernel pads the
 input before the convolution's own checks, which then speak of the padded size. The checks
-after the shape checks are those of torch's CPU kernels: oneDNN's for float32/float16 input,
+after the shape checks are those of torch's CPU kernels: oneDNN's for float32 input, and for
+float16 input on processors with AVX512-FP16 or AMX-FP16 (torch's ``mkldnn_fp16_device_check``),
 the reference kernel's for the others.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from math import prod
 from typing import Any
 
@@ -20,7 +22,16 @@ from numbanorm.nn.functional.checks import as_tensor
 from numbanorm.tensor import _C_NAMES, Tensor
 from numbanorm.types import torch_name
 
-_ONEDNN_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
+
+@cache
+def _onednn_dtypes() -> tuple[np.dtype, ...]:
+    """The input dtypes torch convolves with oneDNN on this processor."""
+    from llvmlite.binding import get_host_cpu_features
+
+    features = get_host_cpu_features()
+    if features.get("avx512fp16") or features.get("amx-fp16"):
+        return (np.dtype(np.float32), np.dtype(np.float16))
+    return (np.dtype(np.float32),)
 
 
 def _shape(shape: tuple) -> str:
@@ -138,10 +149,10 @@ def _check_convolution(
 def _check_kernel(
     dtype: np.dtype, weight: Tensor, bias: Tensor | None, dilation: list[int], string_padding: bool
 ) -> None:
-    """The checks of the CPU kernel torch picks: oneDNN for float32 and float16 input, the
-    reference kernels (a dilated variant when a dilation is not 1) for the others."""
+    """The checks of the CPU kernel torch picks: oneDNN for the dtypes it takes, the reference
+    kernels (a dilated variant when a dilation is not 1) for the others."""
     kh, kw = weight.shape[2:]
-    if dtype in _ONEDNN_DTYPES:
+    if dtype in _onednn_dtypes():
         for name, parameter in (("weight", weight), ("bias", bias if string_padding else None)):
             if parameter is not None and parameter.dtype != dtype:
                 raise RuntimeError(

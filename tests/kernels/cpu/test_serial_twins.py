@@ -1,4 +1,5 @@
-"""Each CPU kernel's serial twin (run on small inputs) computes what the parallel kernel does."""
+"""Each BatchNorm CPU kernel's serial twin (run on small inputs) computes what the parallel kernel
+does. The other kernel families test their twins beside their kernels."""
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def _arguments(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", cpu.__all__)
+@pytest.mark.parametrize("name", [n for n in cpu.__all__ if n.startswith("batch_norm_")])
 def test_serial_twin_matches_parallel_kernel(name, dtype):
     kernel = getattr(cpu, name)
     parallel_args = _arguments(name, dtype)
