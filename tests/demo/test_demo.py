@@ -20,6 +20,14 @@ def test_mlp_reaches_accuracy_and_reports_each_epoch(demo):
     assert final_accuracy(out) >= 95.0
 
 
+def test_cnn_is_the_default_and_reaches_accuracy(demo):
+    status, out, _ = demo("--epochs", "3")
+    assert status == 0
+    assert out.startswith("numbanorm 0.1.0: cnn on digits (1438 training and 359 test samples")
+    assert [line.split("  ")[0] for line in epoch_lines(out)] == [f"epoch {i}/3" for i in (1, 2, 3)]
+    assert final_accuracy(out) >= 90.0
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(demo):
     first = demo(*MLP, "--epochs", "2", "--seed", "5")[1]
     again = demo(*MLP, "--epochs", "2", "--seed", "5")[1]
@@ -96,8 +104,9 @@ def test_plot_writes_a_png(demo, tmp_path):
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
-def test_compare_torch(demo):
-    status, out, err = demo(*MLP, "--epochs", "2", "--compare-torch")
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_compare_torch(demo, model):
+    status, out, err = demo("--model", model, "--epochs", "2", "--compare-torch")
     if not TORCH_AVAILABLE:
         assert status == 2 and "--compare-torch trains the same model in torch" in err
         return

@@ -61,7 +61,7 @@ def steps_case(model: str, optimizer: str):
 
 
 NAMES = []
-for _model in ("mlp",):
+for _model in ("mlp", "cnn"):
     for _optimizer in ("sgd", "adam"):
         NAMES.append(f"{_model}-{_optimizer}")
         CASES.add(NAMES[-1], steps_case(_model, _optimizer))

@@ -57,6 +57,15 @@ def test_demo_trains_with_torch_unimportable(tmp_path):
     assert "torch import attempts: []" in result.stderr
 
 
+def test_cnn_trains_with_torch_unimportable():
+    result = run_without_torch("--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    assert ": cnn on digits" in result.stdout
+    final_accuracy(result.stdout)
+    assert "torch import attempts: []" in result.stderr
+    assert "torch in sys.modules: False" in result.stderr
+
+
 def test_compare_torch_says_torch_is_missing():
     result = run_without_torch("--model", "mlp", "--compare-torch")
     assert result.returncode == 2

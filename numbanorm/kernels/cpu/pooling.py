@@ -17,7 +17,7 @@ shows in the output size the caller allocates.
 - adaptive average: output ``o`` of ``O`` averages input ``[floor(o*I/O), ceil((o+1)*I/O))``.
 
 Window bounds depend on the output row or column only, so each kernel works them out once per
-call (``*_windows``), not once per plane: the adaptive ones cost two integer divisions each.
+call (``_*_windows``), not once per plane: the adaptive ones cost two integer divisions each.
 """
 
 import numpy as np
@@ -27,7 +27,7 @@ from numbanorm.kernels.config import cpu_helper, cpu_kernel
 
 
 @cpu_helper
-def max_windows(size, out, kernel, stride, pad, dilation):
+def _max_windows(size, out, kernel, stride, pad, dilation):
     """Along one axis: each output's first tap inside the input (torch's ``while (i0 < 0) i0 +=
     dilation``, so it may lie past the input) and the end of its taps, clipped to ``size``."""
     first = np.empty(out, np.int64)
@@ -46,8 +46,8 @@ def max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, lowest, y, indices):
     """``y`` and ``indices`` (N, C, ho, wo): each window's maximum and where it is."""
     n, channels, h, w = x.shape
     ho, wo = y.shape[2], y.shape[3]
-    h_first, h_end = max_windows(h, ho, kh, sh, ph, dh)
-    w_first, w_end = max_windows(w, wo, kw, sw, pw, dw)
+    h_first, h_end = _max_windows(h, ho, kh, sh, ph, dh)
+    w_first, w_end = _max_windows(w, wo, kw, sw, pw, dw)
     for t in prange(n * channels):
         b = t // channels
         c = t - b * channels
@@ -100,7 +100,7 @@ def max_pool2d_backward(dy, indices, dx):
 
 
 @cpu_helper
-def avg_windows(size, out, kernel, stride, pad, count_include_pad):
+def _avg_windows(size, out, kernel, stride, pad, count_include_pad):
     """Along one axis: each output's window clipped to the input, and its size for the divisor
     (clipped to the padded input with ``count_include_pad``, else to the input)."""
     start = np.empty(out, np.int64)
@@ -121,8 +121,8 @@ def avg_pool2d(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, y):
     """``y`` (N, C, ho, wo): each window's mean (floating ``x``)."""
     n, channels, h, w = x.shape
     ho, wo = y.shape[2], y.shape[3]
-    h0, h1, hcount = avg_windows(h, ho, kh, sh, ph, count_include_pad)
-    w0, w1, wcount = avg_windows(w, wo, kw, sw, pw, count_include_pad)
+    h0, h1, hcount = _avg_windows(h, ho, kh, sh, ph, count_include_pad)
+    w0, w1, wcount = _avg_windows(w, wo, kw, sw, pw, count_include_pad)
     for t in prange(n * channels):
         b = t // channels
         c = t - b * channels
@@ -149,8 +149,8 @@ def avg_pool2d_int(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, y):
     """``y`` (N, C, ho, wo): each window's mean (integer ``x``), rounded toward zero."""
     n, channels, h, w = x.shape
     ho, wo = y.shape[2], y.shape[3]
-    h0, h1, hcount = avg_windows(h, ho, kh, sh, ph, count_include_pad)
-    w0, w1, wcount = avg_windows(w, wo, kw, sw, pw, count_include_pad)
+    h0, h1, hcount = _avg_windows(h, ho, kh, sh, ph, count_include_pad)
+    w0, w1, wcount = _avg_windows(w, wo, kw, sw, pw, count_include_pad)
     for t in prange(n * channels):
         b = t // channels
         c = t - b * channels
@@ -170,8 +170,8 @@ def avg_pool2d_backward(dy, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, 
     """``dx`` (N, C, H, W): each output's gradient spread evenly over its window."""
     n, channels, h, w = dx.shape
     ho, wo = dy.shape[2], dy.shape[3]
-    h0, h1, hcount = avg_windows(h, ho, kh, sh, ph, count_include_pad)
-    w0, w1, wcount = avg_windows(w, wo, kw, sw, pw, count_include_pad)
+    h0, h1, hcount = _avg_windows(h, ho, kh, sh, ph, count_include_pad)
+    w0, w1, wcount = _avg_windows(w, wo, kw, sw, pw, count_include_pad)
     for t in prange(n * channels):
         b = t // channels
         c = t - b * channels
@@ -187,7 +187,7 @@ def avg_pool2d_backward(dy, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, 
 
 
 @cpu_helper
-def adaptive_windows(size, out):
+def _adaptive_windows(size, out):
     """Along one axis: output ``o`` averages ``[floor(o*size/out), ceil((o+1)*size/out))``."""
     start = np.empty(out, np.int64)
     end = np.empty(out, np.int64)
@@ -202,8 +202,8 @@ def adaptive_avg_pool2d(x, y):
     """``y`` (N, C, ho, wo): the mean of each adaptive window of ``x``."""
     n, channels, h, w = x.shape
     ho, wo = y.shape[2], y.shape[3]
-    h0, h1 = adaptive_windows(h, ho)
-    w0, w1 = adaptive_windows(w, wo)
+    h0, h1 = _adaptive_windows(h, ho)
+    w0, w1 = _adaptive_windows(w, wo)
     for t in prange(n * channels):
         b = t // channels
         c = t - b * channels
@@ -222,8 +222,8 @@ def adaptive_avg_pool2d_backward(dy, dx):
     """``dx`` (N, C, H, W): each output's gradient spread evenly over its adaptive window."""
     n, channels, h, w = dx.shape
     ho, wo = dy.shape[2], dy.shape[3]
-    h0, h1 = adaptive_windows(h, ho)
-    w0, w1 = adaptive_windows(w, wo)
+    h0, h1 = _adaptive_windows(h, ho)
+    w0, w1 = _adaptive_windows(w, wo)
     for t in prange(n * channels):
         b = t // channels
         c = t - b * channels
