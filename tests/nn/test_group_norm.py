@@ -383,3 +383,18 @@ def test_mixed_precision_gradients():
         for key, value in want.items():
             assert_close(got[key], value.astype(got[key].dtype), f"{layout} {key}")
         assert got["dweight"].dtype == np.float32 and got["dinput"].dtype == np.float16
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_constant_groups_with_constant_upstream_get_zero_input_gradient(layout):
+    """Constant groups (invstd = 1/sqrt(eps), large) with a constant upstream gradient in each:
+    the input gradient is exactly 0, as in float64; the mean of ``dy * w`` is subtracted before
+    the scaling by invstd, which would magnify float32 rounding to about 3e-5."""
+    x = np.repeat(deterministic((3, 2, 1, 1), 1, np.float32), 2, axis=1) * np.ones((1, 1, 2, 3))
+    dy = np.repeat(deterministic((3, 2, 1, 1), 2, np.float32), 2, axis=1) * np.ones((1, 1, 2, 3))
+    x = channels_last(x) if layout == "channels_last" else x
+    weight = np.full(4, 1.3, np.float32)
+    tensors = [numbanorm.Tensor(a.astype(np.float32), requires_grad=True) for a in (x, weight)]
+    y = numbanorm.nn.functional.group_norm(tensors[0], 2, tensors[1])
+    y.backward(numbanorm.Tensor(dy.astype(np.float32)))
+    np.testing.assert_array_equal(tensors[0].grad.data, np.zeros(x.shape, np.float32))

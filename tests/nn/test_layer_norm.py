@@ -279,3 +279,17 @@ def test_mixed_precision_gradients():
     for key, value in want.items():
         assert_close(got[key], value.astype(got[key].dtype), key)
     assert got["dweight"].dtype == np.float32 and got["dinput"].dtype == np.float16
+
+
+def test_constant_rows_with_constant_upstream_get_zero_input_gradient():
+    """Constant rows (invstd = 1/sqrt(eps), large) with a constant upstream gradient in each,
+    one-element rows too: the input gradient is exactly 0, as in float64 (the mean of
+    ``dy * w`` is subtracted before the scaling by invstd, which would magnify float32
+    rounding)."""
+    for width in (1, 5):
+        x = deterministic((6, 1), 1) * np.ones((1, width), np.float32)
+        dy = deterministic((6, 1), 2) * np.ones((1, width), np.float32)
+        leaf = numbanorm.Tensor(x, requires_grad=True)
+        weight = numbanorm.Tensor(np.full(width, 1.3, np.float32))
+        numbanorm.nn.functional.layer_norm(leaf, (width,), weight).backward(numbanorm.Tensor(dy))
+        np.testing.assert_array_equal(leaf.grad.data, np.zeros_like(x), f"width {width}")

@@ -13,12 +13,14 @@ Any strides are correct; C-contiguous views are fast. Statistics and the sums of
 accumulate in float64 whatever the input dtype, shifted by the row's first value so that a large
 mean offset does not cancel the variance away. The elementwise passes (``y`` and ``dx``) run in
 the input's dtype, centring on the float64 mean split in two (see ``_split``) before scaling, so a
-constant row gives exactly its bias. ``weight`` and ``bias`` of size 0 mean
-"none" (weight 1, bias 0); an output of size 0 is not computed. ``mean`` and ``invstd`` are
-float64, one per row (``(N, groups)`` or ``(R,)``), with ``invstd = 1/sqrt(var + eps)``, ``var``
-the biased variance (the mean square for RMSNorm, whose ``mean`` is 0); an empty row has mean 0
-and invstd NaN, as in torch. Gradients of the weight and bias sum over rows in per-chunk partials
-split by the shape alone, so results are the same bits whatever the thread count.
+constant row gives exactly its bias; ``dx``'s ``dy*w - mean(dy*w)`` is formed in float64 before
+the scaling by ``invstd``, so a one-element row's input gradient is exactly 0. ``weight`` and
+``bias`` of size 0 mean "none" (weight 1, bias 0); an output of size 0 is not computed. ``mean``
+and ``invstd`` are float64, one per row (``(N, groups)`` or ``(R,)``), with
+``invstd = 1/sqrt(var + eps)``, ``var`` the biased variance (the mean square for RMSNorm, whose
+``mean`` is 0); an empty row has mean 0 and invstd NaN, as in torch. Gradients of the weight and
+bias sum over rows in per-chunk partials split by the shape alone, so results are the same bits
+whatever the thread count.
 
 Each public kernel has a serial twin, ``kernel.serial``, for inputs too small to split.
 """
@@ -110,15 +112,18 @@ def _grad_sums(dy, x, mu):
 
 @cpu_helper
 def _input_grad_coefficients(sum_g, sum_gx, inv, count, rms):
-    """``(k_x, k_0)`` of ``dx = dy*w*inv - (x - mean)*k_x - k_0`` for one row.
+    """``(k_x, m)`` of ``dx = (dy*w - m)*inv - (x - mean)*k_x`` for one row.
 
     ``sum_g`` and ``sum_gx`` are the row's sums of ``dy*w`` and ``dy*w*(x - mean)``: the input
-    gradient loses its projections on the constant (not for RMSNorm) and on ``x - mean``.
+    gradient loses its projections on the constant (``m``, the mean of ``dy*w``; 0 for RMSNorm)
+    and on ``x - mean``. ``m`` is subtracted (in float64) before the scaling by ``inv``, which
+    is large where the variance is small next to eps, so that a row whose ``dy*w`` are all
+    equal, a one-element row for one, gets exactly 0.
     """
     if count == 0:
         return 0.0, 0.0
     k_x = inv * inv * inv * sum_gx / count
-    return k_x, 0.0 if rms else inv * sum_g / count
+    return k_x, 0.0 if rms else sum_g / count
 
 
 # Elementwise passes over one contiguous stretch of a row, in the input's dtype.
@@ -131,9 +136,12 @@ def _normalize(x, hi, lo, scale, offset, y):
 
 
 @cpu_helper
-def _input_grad(dy, x, hi, lo, k_dy, k_x, k_0, dx):
+def _input_grad(dy, x, hi, lo, w, m, inv, k_x, dx):
+    """``dx = (dy*w - m)*inv - ((x - hi) - lo)*k_x`` with float64 ``w`` and ``m``: ``dy*w - m``
+    in float64 (exact for a row whose ``dy*w`` are all equal, with or without fused
+    multiply-adds), the rest in the input's dtype."""
     for j in range(x.size):
-        dx[j] = dy[j] * k_dy - ((x[j] - hi) - lo) * k_x - k_0
+        dx[j] = x.dtype.type(np.float64(dy[j]) * w - m) * inv - ((x[j] - hi) - lo) * k_x
 
 
 # GroupNorm, (N, C, S) view: one task per row (sample, group), read once from memory for its
@@ -205,12 +213,12 @@ def group_norm_backward_ncs(dy, x, groups, weight, mean, invstd, dx, dweight, db
             sum_g += w[c] * sdy
             sum_gx += w[c] * sdyx
         if dx.size > 0:
-            k_x, k_0 = _input_grad_coefficients(sum_g, sum_gx, inv, count, False)
+            k_x, m = _input_grad_coefficients(sum_g, sum_gx, inv, count, False)
             hi, lo = _split(mu, x)
+            a = x.dtype.type(inv)
             kx = x.dtype.type(k_x)
-            k0 = x.dtype.type(k_0)
             for c in range(c0, c0 + per_group):
-                _input_grad(dy[i, c], x[i, c], hi, lo, x.dtype.type(w[c] * inv), kx, k0, dx[i, c])
+                _input_grad(dy[i, c], x[i, c], hi, lo, w[c], m, a, kx, dx[i, c])
     _sum_samples(part_dw, dweight)
     _sum_samples(part_db, dbias)
 
@@ -334,12 +342,12 @@ def group_norm_backward_nsc(dy, x, groups, weight, mean, invstd, dx, dweight, db
         _grad_moment_rows(dy[i], x[i], mu_c[i], part_dy[t], part_dyx[t], start, stop)
     part_dw = np.zeros((n, channels))
     part_db = np.zeros((n, channels))
-    # Per channel: dx = dy * k_dy - ((x - hi) - lo) * k_x - k_0.
+    # Per channel: dx = (dy * w - m) * a - ((x - hi) - lo) * k_x, as in _input_grad.
     hi = np.empty((n, channels), x.dtype)
     lo = np.empty((n, channels), x.dtype)
-    k_dy = np.empty((n, channels), x.dtype)
+    m = np.empty((n, channels))
+    a = np.empty((n, channels), x.dtype)
     k_x = np.empty((n, channels), x.dtype)
-    k_0 = np.empty((n, channels), x.dtype)
     for i in range(n):
         for g in range(groups):
             c0 = g * per_group
@@ -356,12 +364,12 @@ def group_norm_backward_nsc(dy, x, groups, weight, mean, invstd, dx, dweight, db
                 part_dw[i, c] = sdyx * inv
                 sum_g += w[c] * sdy
                 sum_gx += w[c] * sdyx
-            kx, k0 = _input_grad_coefficients(sum_g, sum_gx, inv, count, False)
+            kx, mg = _input_grad_coefficients(sum_g, sum_gx, inv, count, False)
             for c in range(c0, c0 + per_group):
                 hi[i, c], lo[i, c] = _split(mu_c[i, c], x)
-                k_dy[i, c] = w[c] * inv
+                m[i, c] = mg
+                a[i, c] = inv
                 k_x[i, c] = kx
-                k_0[i, c] = k0
     _sum_samples(part_dw, dweight)
     _sum_samples(part_db, dbias)
     if dx.size > 0:
@@ -370,10 +378,9 @@ def group_norm_backward_nsc(dy, x, groups, weight, mean, invstd, dx, dweight, db
             start, stop = _chunk_bounds(t - i * chunks, s, chunks)
             for j in range(start, stop):
                 for c in range(channels):
+                    residual = x.dtype.type(np.float64(dy[i, j, c]) * w[c] - m[i, c])
                     dx[i, j, c] = (
-                        dy[i, j, c] * k_dy[i, c]
-                        - ((x[i, j, c] - hi[i, c]) - lo[i, c]) * k_x[i, c]
-                        - k_0[i, c]
+                        residual * a[i, c] - ((x[i, j, c] - hi[i, c]) - lo[i, c]) * k_x[i, c]
                     )
 
 
@@ -423,13 +430,13 @@ def layer_norm_backward(dy, x, weight, mean, invstd, rms, dx, dweight, dbias):
                     g = np.float64(dy[r, j]) * w[j]
                     sum_g += g
                     sum_gx += g * (np.float64(x[r, j]) - mu)
-                k_x, k_0 = _input_grad_coefficients(sum_g, sum_gx, inv, d, rms)
+                k_x, m = _input_grad_coefficients(sum_g, sum_gx, inv, d, rms)
                 hi, lo = _split(mu, x)
                 a = x.dtype.type(inv)
                 kx = x.dtype.type(k_x)
-                k0 = x.dtype.type(k_0)
                 for j in range(d):
-                    dx[r, j] = dy[r, j] * (a * w[j]) - ((x[r, j] - hi) - lo) * kx - k0
+                    residual = x.dtype.type(np.float64(dy[r, j]) * w[j] - m)
+                    dx[r, j] = residual * a - ((x[r, j] - hi) - lo) * kx
             if part_dw.size > 0:
                 for j in range(d):
                     part_dw[t, j] += np.float64(dy[r, j]) * (np.float64(x[r, j]) - mu) * inv
