@@ -96,7 +96,6 @@ _MAX = {
     "empty_batch": ((0, 3, 4, 4), {"kernel_size": 2}),
     "float16": (X, {"kernel_size": 2, "dtype": "float16"}),
     "int64": (X, {"kernel_size": 3, "stride": 2, "padding": 1, "dtype": "int64"}),
-    "int32": ((2, 2, 5, 5), {"kernel_size": 2, "dtype": "int32"}),
     "int8_padding": ((2, 2, 5, 5), {"kernel_size": 2, "padding": 1, "dtype": "int8"}),
     "uint8": ((2, 2, 5, 5), {"kernel_size": 3, "stride": 1, "dtype": "uint8"}),
 }  # fmt: skip
