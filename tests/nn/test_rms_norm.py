@@ -142,8 +142,8 @@ FUNCTIONAL = {
     ),
     "eps-None-tiny-float64": dict(x=tiny("float64", 1e-8), needs=ALL),
     "eps-None-tiny-float64-float32-weight": dict(x=tiny("float64", 1e-8), param_dtype="float32"),
-    # An explicit eps is taken as given (not rounded to float16).
-    "eps-tiny-float16": dict(dtype="float16", x=tiny("float16", 3e-3), eps=1e-5),
+    # An explicit eps is taken as given, not rounded to float16 (1e-7 would become 1.19e-7).
+    "eps-tiny-float16": dict(dtype="float16", x=tiny("float16", 1e-4), eps=1e-7),
 }
 for name, kwargs in FUNCTIONAL.items():
     CASES.add(f"F-{name}", lambda lib, k=kwargs: functional(lib, **k))
