@@ -26,6 +26,14 @@ from numbanorm.kernels.cpu.pooling import (
     max_pool2d,
     max_pool2d_backward,
 )
+from numbanorm.kernels.cpu.row_norm import (
+    group_norm_backward_ncs,
+    group_norm_backward_nsc,
+    group_norm_forward_ncs,
+    group_norm_forward_nsc,
+    layer_norm_backward,
+    layer_norm_forward,
+)
 
 __all__ = [
     "batch_norm_backward_ncs",
@@ -41,3 +49,5 @@ __all__ = [
 ]
 __all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "avg_pool2d"]
 __all__ += ["avg_pool2d_backward", "avg_pool2d_int", "max_pool2d", "max_pool2d_backward"]
+__all__ += ["group_norm_backward_ncs", "group_norm_backward_nsc", "group_norm_forward_ncs"]
+__all__ += ["group_norm_forward_nsc", "layer_norm_backward", "layer_norm_forward"]

@@ -7,7 +7,7 @@ import numba
 import numpy as np
 import pytest
 
-from numbanorm.kernels.cpu.row_norm import (
+from numbanorm.kernels.cpu import (
     group_norm_backward_ncs,
     group_norm_backward_nsc,
     group_norm_forward_ncs,
