@@ -98,7 +98,14 @@ def test_rms_norm_gradients_without_weight(eps):
 # ---- GroupNorm ----------------------------------------------------------------------------------
 
 # (input shape, groups)
-GROUP_SHAPES = [((3, 4, 3), 2), ((2, 6, 2, 3), 3), ((2, 4, 2, 1, 3), 2), ((3, 4), 4)]
+# (8, ...): channels-last runs a task per sample from 8 samples on.
+GROUP_SHAPES = [
+    ((3, 4, 3), 2),
+    ((2, 6, 2, 3), 3),
+    ((2, 4, 2, 1, 3), 2),
+    ((3, 4), 4),
+    ((8, 2, 1, 2), 1),
+]
 LAYOUTS = ["contiguous", "channels_last", "strided"]
 
 

@@ -46,6 +46,8 @@ SHAPES = [
     (4, (2, 4, 3, 2), ["contiguous"]),
     (2, (2, 4, 2, 1, 3), ["contiguous", "channels_last"]),
     (2, (5, 4), ["contiguous"]),
+    # 8 samples or more: channels-last runs a task per sample (numbanorm.kernels.cpu.row_norm).
+    (2, (9, 4, 2, 3), ["channels_last"]),
 ]
 for (groups, shape, layouts), dtype, (affine, bias) in itertools.product(
     SHAPES, ["float32", "float64"], [(True, True), (True, False), (False, False)]
@@ -398,3 +400,24 @@ def test_constant_groups_with_constant_upstream_get_zero_input_gradient(layout):
     y = numbanorm.nn.functional.group_norm(tensors[0], 2, tensors[1])
     y.backward(numbanorm.Tensor(dy.astype(np.float32)))
     np.testing.assert_array_equal(tensors[0].grad.data, np.zeros(x.shape, np.float32))
+
+
+def test_channels_last_task_per_sample_gives_the_same_bits():
+    """Channels-last batches of 8 samples or more run a task per sample, smaller ones split each
+    sample in chunks: a sample's output and input gradient are the same bits either way."""
+    shape = (8, 4, 64, 80)  # two chunks per sample
+    x = channels_last(deterministic(shape, 1))
+    dy = channels_last(deterministic(shape, 2))
+    weight = deterministic((4,), 3, np.float32, 0.5, 1.5)
+
+    def run(x, dy):
+        leaf = numbanorm.Tensor(x, requires_grad=True)
+        y = numbanorm.nn.functional.group_norm(leaf, 2, numbanorm.Tensor(weight))
+        y.backward(numbanorm.Tensor(dy))
+        return y.data, leaf.grad.data
+
+    batch = run(x, dy)
+    for i in (0, 5):
+        alone = run(x[i : i + 1], dy[i : i + 1])
+        for got, want in zip(batch, alone, strict=True):
+            np.testing.assert_array_equal(got[i : i + 1], want)

@@ -34,6 +34,11 @@ from numbanorm.kernels.config import cpu_helper, cpu_kernel
 # each chunk into its own row of partials: the split depends on the shape only.
 _CHUNK_ELEMENTS = 16384
 _MAX_CHUNKS = 64
+# Channels-last GroupNorm with at least this many samples runs one task per sample, which
+# normalizes the sample right after summing it (reading it back from cache, not memory): enough
+# tasks for the usual thread counts. Fewer samples are split in chunks, summed in one pass and
+# normalized in another. Both sum the same partials in the same order: the same bits.
+_SAMPLE_TASKS_MIN = 8
 
 
 @cpu_helper
@@ -275,12 +280,41 @@ def _grad_moment_rows(dy, x, mu, p_dy, p_dyx, start, stop):
             p_dyx[c] += g * (np.float64(x[rest, c]) - mu[c])
 
 
+@cpu_helper
+def _sample_statistics_nsc(x, shift, part1, part2, groups, eps, w, mean, invstd, hi, lo, scale):
+    """One sample's group statistics from its chunks' partials (``part1``, ``part2``, summed in
+    chunk order), and its per-channel ``y = ((x - hi) - lo) * scale + b`` coefficients."""
+    s, channels = x.shape
+    per_group = channels // groups
+    for g in range(groups):
+        c0 = g * per_group
+        s1 = 0.0
+        s2 = 0.0
+        for k in range(part1.shape[0]):
+            for c in range(c0, c0 + per_group):
+                s1 += part1[k, c]
+                s2 += part2[k, c]
+        mu, inv = _finish(s1, s2, shift[c0], per_group * s, eps, False)
+        mean[g] = mu
+        invstd[g] = inv
+        for c in range(c0, c0 + per_group):
+            hi[c], lo[c] = _split(mu, x)
+            scale[c] = w[c] * inv
+
+
+@cpu_helper
+def _normalize_rows_nsc(x, hi, lo, scale, b, y, start, stop):
+    """``y = ((x - hi) - lo) * scale + b`` on rows ``[start, stop)`` of ``(S, C)`` slabs."""
+    for j in range(start, stop):
+        for c in range(x.shape[1]):
+            y[j, c] = ((x[j, c] - hi[c]) - lo[c]) * scale[c] + b[c]
+
+
 @cpu_kernel
 def group_norm_forward_nsc(x, groups, weight, bias, eps, y, mean, invstd):
     """GroupNorm forward on an ``(N, S, C)`` view (channels-last), arguments as the ncs kernel."""
     n, s, channels = x.shape
     per_group = channels // groups
-    count = per_group * s
     chunks = _chunk_count(s, channels)
     w = _param_vector(weight, channels, 1.0, mean)
     b = _param_vector(bias, channels, 0.0, x)
@@ -291,35 +325,73 @@ def group_norm_forward_nsc(x, groups, weight, bias, eps, y, mean, invstd):
                 shift[i, c] = x[i, 0, (c // per_group) * per_group]
     part1 = np.zeros((n * chunks, channels))
     part2 = np.zeros((n * chunks, channels))
+    hi = np.empty((n, channels), x.dtype)
+    lo = np.empty((n, channels), x.dtype)
+    scale = np.empty((n, channels), x.dtype)
+    if n >= _SAMPLE_TASKS_MIN:
+        for i in prange(n):
+            rows = slice(i * chunks, (i + 1) * chunks)
+            for k in range(chunks):
+                start, stop = _chunk_bounds(k, s, chunks)
+                _moment_rows(x[i], shift[i], part1[i * chunks + k], part2[i * chunks + k],
+                             start, stop)  # fmt: skip
+            _sample_statistics_nsc(x[i], shift[i], part1[rows], part2[rows], groups, eps, w,
+                                   mean[i], invstd[i], hi[i], lo[i], scale[i])  # fmt: skip
+            _normalize_rows_nsc(x[i], hi[i], lo[i], scale[i], b, y[i], 0, s)
+        return
     for t in prange(n * chunks):
         i = t // chunks
         start, stop = _chunk_bounds(t - i * chunks, s, chunks)
         _moment_rows(x[i], shift[i], part1[t], part2[t], start, stop)
-    # Per channel: y = ((x - hi) - lo) * scale + b.
-    hi = np.empty((n, channels), x.dtype)
-    lo = np.empty((n, channels), x.dtype)
-    scale = np.empty((n, channels), x.dtype)
     for i in range(n):
-        for g in range(groups):
-            c0 = g * per_group
-            s1 = 0.0
-            s2 = 0.0
-            for k in range(i * chunks, (i + 1) * chunks):
-                for c in range(c0, c0 + per_group):
-                    s1 += part1[k, c]
-                    s2 += part2[k, c]
-            mu, inv = _finish(s1, s2, shift[i, c0], count, eps, False)
-            mean[i, g] = mu
-            invstd[i, g] = inv
-            for c in range(c0, c0 + per_group):
-                hi[i, c], lo[i, c] = _split(mu, x)
-                scale[i, c] = w[c] * inv
+        rows = slice(i * chunks, (i + 1) * chunks)
+        _sample_statistics_nsc(x[i], shift[i], part1[rows], part2[rows], groups, eps, w,
+                               mean[i], invstd[i], hi[i], lo[i], scale[i])  # fmt: skip
     for t in prange(n * chunks):
         i = t // chunks
         start, stop = _chunk_bounds(t - i * chunks, s, chunks)
-        for j in range(start, stop):
-            for c in range(channels):
-                y[i, j, c] = ((x[i, j, c] - hi[i, c]) - lo[i, c]) * scale[i, c] + b[c]
+        _normalize_rows_nsc(x[i], hi[i], lo[i], scale[i], b, y[i], start, stop)
+
+
+@cpu_helper
+def _sample_grad_coefficients_nsc(
+    x, part_dy, part_dyx, groups, w, mu, invstd, part_dw, part_db, hi, lo, m, a, k_x
+):
+    """One sample's shares of dweight and dbias from its chunks' partials (summed in chunk
+    order), and its per-channel ``dx = (dy * w - m) * a - ((x - hi) - lo) * k_x`` coefficients
+    (see ``_input_grad``); ``mu`` is the sample's mean per channel."""
+    s, channels = x.shape
+    per_group = channels // groups
+    for g in range(groups):
+        c0 = g * per_group
+        inv = invstd[g]
+        sum_g = 0.0
+        sum_gx = 0.0
+        for c in range(c0, c0 + per_group):
+            sdy = 0.0
+            sdyx = 0.0
+            for k in range(part_dy.shape[0]):
+                sdy += part_dy[k, c]
+                sdyx += part_dyx[k, c]
+            part_db[c] = sdy
+            part_dw[c] = sdyx * inv
+            sum_g += w[c] * sdy
+            sum_gx += w[c] * sdyx
+        kx, mg = _input_grad_coefficients(sum_g, sum_gx, inv, per_group * s, False)
+        for c in range(c0, c0 + per_group):
+            hi[c], lo[c] = _split(mu[c], x)
+            m[c] = mg
+            a[c] = inv
+            k_x[c] = kx
+
+
+@cpu_helper
+def _input_grad_rows_nsc(dy, x, w, hi, lo, m, a, k_x, dx, start, stop):
+    """``dx`` on rows ``[start, stop)`` of ``(S, C)`` slabs, as ``_input_grad``."""
+    for j in range(start, stop):
+        for c in range(x.shape[1]):
+            residual = x.dtype.type(np.float64(dy[j, c]) * w[c] - m[c])
+            dx[j, c] = residual * a[c] - ((x[j, c] - hi[c]) - lo[c]) * k_x[c]
 
 
 @cpu_kernel
@@ -327,61 +399,51 @@ def group_norm_backward_nsc(dy, x, groups, weight, mean, invstd, dx, dweight, db
     """GroupNorm backward on ``(N, S, C)`` views, arguments as the ncs kernel."""
     n, s, channels = x.shape
     per_group = channels // groups
-    count = per_group * s
     chunks = _chunk_count(s, channels)
     w = _param_vector(weight, channels, 1.0, mean)
-    mu_c = np.empty((n, channels))
+    mu = np.empty((n, channels))
     for i in range(n):
         for c in range(channels):
-            mu_c[i, c] = mean[i, c // per_group]
+            mu[i, c] = mean[i, c // per_group]
     part_dy = np.zeros((n * chunks, channels))
     part_dyx = np.zeros((n * chunks, channels))
-    for t in prange(n * chunks):
-        i = t // chunks
-        start, stop = _chunk_bounds(t - i * chunks, s, chunks)
-        _grad_moment_rows(dy[i], x[i], mu_c[i], part_dy[t], part_dyx[t], start, stop)
     part_dw = np.zeros((n, channels))
     part_db = np.zeros((n, channels))
-    # Per channel: dx = (dy * w - m) * a - ((x - hi) - lo) * k_x, as in _input_grad.
     hi = np.empty((n, channels), x.dtype)
     lo = np.empty((n, channels), x.dtype)
     m = np.empty((n, channels))
     a = np.empty((n, channels), x.dtype)
     k_x = np.empty((n, channels), x.dtype)
-    for i in range(n):
-        for g in range(groups):
-            c0 = g * per_group
-            inv = invstd[i, g]
-            sum_g = 0.0
-            sum_gx = 0.0
-            for c in range(c0, c0 + per_group):
-                sdy = 0.0
-                sdyx = 0.0
-                for k in range(i * chunks, (i + 1) * chunks):
-                    sdy += part_dy[k, c]
-                    sdyx += part_dyx[k, c]
-                part_db[i, c] = sdy
-                part_dw[i, c] = sdyx * inv
-                sum_g += w[c] * sdy
-                sum_gx += w[c] * sdyx
-            kx, mg = _input_grad_coefficients(sum_g, sum_gx, inv, count, False)
-            for c in range(c0, c0 + per_group):
-                hi[i, c], lo[i, c] = _split(mu_c[i, c], x)
-                m[i, c] = mg
-                a[i, c] = inv
-                k_x[i, c] = kx
-    _sum_samples(part_dw, dweight)
-    _sum_samples(part_db, dbias)
-    if dx.size > 0:
+    if n >= _SAMPLE_TASKS_MIN:
+        for i in prange(n):
+            rows = slice(i * chunks, (i + 1) * chunks)
+            for k in range(chunks):
+                start, stop = _chunk_bounds(k, s, chunks)
+                _grad_moment_rows(dy[i], x[i], mu[i], part_dy[i * chunks + k],
+                                  part_dyx[i * chunks + k], start, stop)  # fmt: skip
+            _sample_grad_coefficients_nsc(x[i], part_dy[rows], part_dyx[rows], groups, w, mu[i],
+                                          invstd[i], part_dw[i], part_db[i], hi[i], lo[i], m[i],
+                                          a[i], k_x[i])  # fmt: skip
+            if dx.size > 0:
+                _input_grad_rows_nsc(dy[i], x[i], w, hi[i], lo[i], m[i], a[i], k_x[i], dx[i], 0, s)
+    else:
         for t in prange(n * chunks):
             i = t // chunks
             start, stop = _chunk_bounds(t - i * chunks, s, chunks)
-            for j in range(start, stop):
-                for c in range(channels):
-                    residual = x.dtype.type(np.float64(dy[i, j, c]) * w[c] - m[i, c])
-                    dx[i, j, c] = (
-                        residual * a[i, c] - ((x[i, j, c] - hi[i, c]) - lo[i, c]) * k_x[i, c]
-                    )
+            _grad_moment_rows(dy[i], x[i], mu[i], part_dy[t], part_dyx[t], start, stop)
+        for i in range(n):
+            rows = slice(i * chunks, (i + 1) * chunks)
+            _sample_grad_coefficients_nsc(x[i], part_dy[rows], part_dyx[rows], groups, w, mu[i],
+                                          invstd[i], part_dw[i], part_db[i], hi[i], lo[i], m[i],
+                                          a[i], k_x[i])  # fmt: skip
+        if dx.size > 0:
+            for t in prange(n * chunks):
+                i = t // chunks
+                start, stop = _chunk_bounds(t - i * chunks, s, chunks)
+                _input_grad_rows_nsc(dy[i], x[i], w, hi[i], lo[i], m[i], a[i], k_x[i], dx[i],
+                                     start, stop)  # fmt: skip
+    _sum_samples(part_dw, dweight)
+    _sum_samples(part_db, dbias)
 
 
 # LayerNorm and RMSNorm, (R, D) rows: one task per row in the forward; the backward takes rows in
