@@ -180,6 +180,8 @@ CONSTRUCTORS = {
     "negative-groups": ((-2, 4), {}),
     "float-channels": ((2, 4.0), {}),
     "float-channels-no-affine": ((2, 4.0), {"affine": False}),
+    "bias-positional": ((2, 4, 1e-5, True, None, None, False), {}),
+    "float-groups": ((2.0, 4), {}),
 }
 for name, (args, kwargs) in CONSTRUCTORS.items():
 
@@ -279,6 +281,7 @@ MODULE_ERRORS = {
     "one-value-per-group-spatial-eval": (4, 4, (1, 4, 1), False),
     "1d-input": (1, 4, (4,)),
     "1d-input-eval": (1, 4, (4,), False),
+    "float-groups": (2.0, 4, (2, 4, 3)),
 }
 for name, args in MODULE_ERRORS.items():
     CASES.add(f"module-error-{name}", lambda lib, a=args: module_call(lib, *a))

@@ -181,6 +181,8 @@ CONSTRUCTORS = {
     "float-element": (([4.0],), {}),
     "negative": ((-1,), {}),
     "negative-no-affine": ((-1,), {"elementwise_affine": False}),
+    "bias-keyword": ((2,), {"bias": False}),
+    "too-many-positional": ((2, None, True, None, None, False), {}),
 }
 for name, (args, kwargs) in CONSTRUCTORS.items():
 
