@@ -43,6 +43,28 @@ def _new_parameter(shape: Any, value: float, device: Any, dtype: Any) -> Paramet
     return Parameter(xp.full(tuple(int(size) for size in sizes), value, dtype=dtype))
 
 
+def _register_affine(
+    module: Module, shape: Any, affine: bool, bias: bool, device: Any, dtype: Any
+) -> None:
+    """``weight`` (ones) and ``bias`` (zeros) of ``shape`` as torch's norms register them: both
+    None without ``affine``, the bias None with ``bias=False``."""
+    module.register_parameter(
+        "weight", _new_parameter(shape, 1.0, device, dtype) if affine else None
+    )
+    has_bias = affine and bias
+    module.register_parameter(
+        "bias", _new_parameter(shape, 0.0, device, dtype) if has_bias else None
+    )
+
+
+def _reset_affine(module: Module) -> None:
+    """Weight to 1 and bias to 0, where the module has them."""
+    if module.weight is not None:
+        module.weight.data[...] = 1
+    if getattr(module, "bias", None) is not None:
+        module.bias.data[...] = 0
+
+
 def _as_shape(normalized_shape: Any) -> tuple:
     """torch's ``normalized_shape`` attribute: an integer becomes a 1-tuple, anything else a
     tuple of its items as they are."""
@@ -69,23 +91,12 @@ class LayerNorm(Module):
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = _new_parameter(self.normalized_shape, 1.0, device, dtype)
-            if bias:
-                self.bias = _new_parameter(self.normalized_shape, 0.0, device, dtype)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, self.normalized_shape, elementwise_affine, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Weight to 1 and bias to 0."""
-        if self.elementwise_affine:
-            self.weight.data[...] = 1
-            if self.bias is not None:
-                self.bias.data[...] = 0
+        _reset_affine(self)
 
     def forward(self, input: Any) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -121,23 +132,12 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = _new_parameter(num_channels, 1.0, device, dtype)
-            if bias:
-                self.bias = _new_parameter(num_channels, 0.0, device, dtype)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, num_channels, affine, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Weight to 1 and bias to 0."""
-        if self.affine:
-            self.weight.data[...] = 1
-            if self.bias is not None:
-                self.bias.data[...] = 0
+        _reset_affine(self)
 
     def forward(self, input: Any) -> Tensor:
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
@@ -166,16 +166,14 @@ class RMSNorm(Module):
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = _new_parameter(self.normalized_shape, 1.0, device, dtype)
-        else:
-            self.register_parameter("weight", None)
+        shape = self.normalized_shape
+        weight = _new_parameter(shape, 1.0, device, dtype) if elementwise_affine else None
+        self.register_parameter("weight", weight)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Weight to 1."""
-        if self.elementwise_affine:
-            self.weight.data[...] = 1
+        _reset_affine(self)
 
     def forward(self, x: Any) -> Tensor:
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
