@@ -19,7 +19,7 @@ class CopyBaseline:
     repeat = (10, 25, 20.0)
 
     def setup(self, norm, dtype, layout):
-        shape = NORMS[norm].shape
+        shape = NORMS[norm].timed_shape
         if layout not in NORMS[norm].layouts:
             raise NotImplementedError(f"{norm} is not timed in {layout}")
         key = (shape, dtype, layout)

@@ -5,12 +5,18 @@ import os
 import numpy as np
 
 LIBRARIES = ["numbanorm", "torch"]
-DTYPES = ["float32", "float64"]
 DEVICES = ["cpu"]
 
 THREADS = int(os.environ.get("NUMBANORM_BENCH_THREADS", "2"))
 if THREADS < 1:
     raise ValueError(f"NUMBANORM_BENCH_THREADS must be >= 1, got {THREADS}")
+
+# "small" runs every benchmark on a small float32 input: CI's quick run checks that the whole
+# suite runs, in minutes, without measuring anything worth keeping.
+SHAPES = os.environ.get("NUMBANORM_BENCH_SHAPES", "full")
+if SHAPES not in ("full", "small"):
+    raise ValueError(f"NUMBANORM_BENCH_SHAPES must be 'full' or 'small', got {SHAPES!r}")
+DTYPES = ["float32"] if SHAPES == "small" else ["float32", "float64"]
 
 # numba sizes its thread pool from NUMBA_NUM_THREADS when it is first imported, and
 # numba.set_num_threads cannot go above it. The suite imports numba only in setup (in asv's

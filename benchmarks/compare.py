@@ -111,7 +111,7 @@ def worker(args):
         )
 
     for norm, dtype, layout in _cases(args):
-        case = cached_case(args.library, norm, norm.shape, dtype, layout, "cpu")
+        case = cached_case(args.library, norm, norm.timed_shape, dtype, layout, "cpu")
         for phase in PHASES:
             timed(f"{norm.name}|{phase}|{dtype}|{layout}", getattr(case, phase))
         del case

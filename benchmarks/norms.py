@@ -27,6 +27,7 @@ from .common import (
     DEVICES,
     DTYPES,
     LIBRARIES,
+    SHAPES,
     check_layout,
     import_library,
     peak_rss_mib,
@@ -49,6 +50,12 @@ class Norm:
     shape: tuple
     layouts: tuple
     small_shape: tuple
+
+    @property
+    def timed_shape(self) -> tuple:
+        """``shape``, or ``small_shape`` with ``NUMBANORM_BENCH_SHAPES=small`` (then float32
+        only, see ``benchmarks.common``)."""
+        return self.small_shape if SHAPES == "small" else self.shape
 
 
 NORMS = {
@@ -189,7 +196,7 @@ def clear_cases():
 
 def params_for(norm):
     """asv's ``params`` for ``norm``: both libraries, its shape, both dtypes, its layouts."""
-    return (LIBRARIES, [norm.shape], DTYPES, list(norm.layouts), DEVICES)
+    return (LIBRARIES, [norm.timed_shape], DTYPES, list(norm.layouts), DEVICES)
 
 
 PARAM_NAMES = ("library", "shape", "dtype", "layout", "device")
