@@ -16,10 +16,11 @@ from math import prod
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import numbanorm
+from tests.fuzz import fuzz
 from tests.oracle import NUMBANORM, TORCH_AVAILABLE, Lib, channels_last, compare, deterministic
 from tests.tolerances import assert_close
 
@@ -238,18 +239,6 @@ def test_instance_norm_matches_reference(scenario):
     check_scenario(scenario)
 
 
-def _fuzz_settings(config):
-    """The "fuzz" profile when fuzz tests are asked for (``-m fuzz``), else the loaded one."""
-    markexpr = config.getoption("markexpr") or ""
-    asked = "fuzz" in markexpr and "not fuzz" not in markexpr
-    return settings.get_profile("fuzz") if asked else settings()
-
-
 @pytest.mark.fuzz
 def test_instance_norm_fuzz(pytestconfig):
-    @settings(_fuzz_settings(pytestconfig))
-    @given(scenarios())
-    def fuzz(scenario):
-        check_scenario(scenario)
-
-    fuzz()
+    fuzz(pytestconfig, scenarios(), check_scenario)

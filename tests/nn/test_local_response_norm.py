@@ -7,10 +7,11 @@ shapes, layouts, dtypes and parameters against a float64 numpy reference (and to
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import numbanorm
+from tests.fuzz import fuzz
 from tests.oracle import NUMBANORM, TORCH_AVAILABLE, Cases, Lib, channels_last, deterministic
 from tests.tolerances import assert_close
 
@@ -383,18 +384,6 @@ def test_local_response_norm_matches_reference(scenario):
     check_scenario(scenario)
 
 
-def _fuzz_settings(config):
-    """The "fuzz" profile when fuzz tests are asked for (``-m fuzz``), else the loaded one."""
-    markexpr = config.getoption("markexpr") or ""
-    asked = "fuzz" in markexpr and "not fuzz" not in markexpr
-    return settings.get_profile("fuzz") if asked else settings()
-
-
 @pytest.mark.fuzz
 def test_local_response_norm_fuzz(pytestconfig):
-    @settings(_fuzz_settings(pytestconfig))
-    @given(scenarios())
-    def fuzz(scenario):
-        check_scenario(scenario)
-
-    fuzz()
+    fuzz(pytestconfig, scenarios(), check_scenario)
