@@ -25,7 +25,8 @@ from numbanorm.types import torch_name
 
 @cache
 def _onednn_dtypes() -> tuple[np.dtype, ...]:
-    """The input dtypes torch convolves with oneDNN on this processor."""
+    """The input dtypes torch convolves with oneDNN on this processor (llvmlite, numba's own
+    dependency, reads the host's features; imported only for a convolution)."""
     from llvmlite.binding import get_host_cpu_features
 
     features = get_host_cpu_features()
