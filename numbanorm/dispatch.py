@@ -1,6 +1,8 @@
 """Pick the kernels and the array library of the device that arrays live on.
 
-numpy arrays live on ``cpu``. Arrays exposing ``__cuda_array_interface__`` live on ``cuda``; the
+numpy arrays live on ``cpu``. Arrays exposing ``__cuda_array_interface__`` (CuPy, torch CUDA
+tensors, numba device arrays) or numba's ``copy_to_host`` (numba device arrays, also those of the
+CUDA simulator, which have no interface) live on ``cuda``; the
 CUDA backend is imported only when such an array first appears, so the CPU path never pays for
 ``numba.cuda``. A backend is a module with ``DEVICE``, ``empty``, ``full``, ``asarray``, ``to_host``
 and ``kernel(family, name, size)``, which returns the kernel to run on an input of ``size``
@@ -15,8 +17,9 @@ _BACKEND_MODULES = {"cpu": "numbanorm.backends.cpu", "cuda": "numbanorm.backends
 
 
 def device_of(array: Any) -> str:
-    """The device an array lives on: ``"cuda"`` if it exposes ``__cuda_array_interface__``."""
-    return "cuda" if hasattr(array, "__cuda_array_interface__") else "cpu"
+    """The device an array lives on: ``"cuda"`` for a CUDA array, ``"cpu"`` otherwise."""
+    cuda = hasattr(array, "__cuda_array_interface__") or hasattr(array, "copy_to_host")
+    return "cuda" if cuda else "cpu"
 
 
 def backend(device: str) -> ModuleType:

@@ -1,12 +1,35 @@
-"""Shared test settings: hypothesis profiles, and which CPU kernels tiny inputs run."""
+"""Shared test settings: hypothesis profiles, which CPU kernels tiny inputs run, and where the
+CUDA kernels run."""
 
+import ctypes
 import os
+
+from hypothesis import HealthCheck, settings
+
+
+def _cuda_gpu_present() -> bool:
+    """Whether the CUDA driver loads and sees a GPU (asked of the driver itself, since importing
+    numba.cuda here would fix the simulator setting before it is made)."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    return (
+        driver.cuInit(0) == 0
+        and driver.cuDeviceGetCount(ctypes.byref(count)) == 0
+        and count.value > 0
+    )
+
+
+# The CUDA tests run on the GPU where there is one, and on numba's CUDA simulator otherwise, with
+# nothing for the user to set. numba reads the setting when it is first imported.
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _cuda_gpu_present():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 # Test inputs are tiny, and tiny inputs would all run the kernels' serial twins; run the parallel
 # kernels, which users' real inputs run. tests/kernels checks that the twins agree with them.
 os.environ.setdefault("NUMBANORM_PARALLEL_MIN_SIZE", "0")
-
-from hypothesis import HealthCheck, settings
 
 # Compiling a kernel can take seconds on first use; that is not a slow test.
 settings.register_profile(

@@ -7,7 +7,8 @@
 - ``NUMBANORM_PARALLEL``: run CPU kernels on Numba's thread pool (default ``1``).
 - ``NUMBANORM_PARALLEL_MIN_SIZE``: inputs with fewer elements run a kernel's serial twin, since
   waking the thread pool costs more than it saves on them (default ``32768``).
-- ``NUMBANORM_THREADS_PER_BLOCK``: CUDA block size (default ``256``).
+- ``NUMBANORM_THREADS_PER_BLOCK``: CUDA block size (default ``256``, a power of two: the block
+  reductions halve it).
 
 Numba's own ``NUMBA_NUM_THREADS`` sets the CPU thread count.
 """
@@ -43,6 +44,15 @@ CACHE = _env_flag("NUMBANORM_CACHE", "1")
 PARALLEL = _env_flag("NUMBANORM_PARALLEL", "1")
 PARALLEL_MIN_SIZE = int(os.environ.get("NUMBANORM_PARALLEL_MIN_SIZE", "32768"))
 THREADS_PER_BLOCK = int(os.environ.get("NUMBANORM_THREADS_PER_BLOCK", "256"))
+if (
+    THREADS_PER_BLOCK < 32
+    or THREADS_PER_BLOCK > 1024
+    or THREADS_PER_BLOCK & (THREADS_PER_BLOCK - 1)
+):
+    raise ValueError(
+        "NUMBANORM_THREADS_PER_BLOCK must be a power of two from 32 to 1024, "
+        f"got {THREADS_PER_BLOCK}"
+    )
 
 
 def _njit(function, parallel: bool):
@@ -75,3 +85,23 @@ def cpu_kernel(function):
 def cpu_helper(function):
     """Compile a serial function (scalar helpers, kernels that only call other kernels)."""
     return _njit(function, False)
+
+
+def _cuda_jit(function, device: bool):
+    from numba import cuda
+
+    # numba.cuda's fastmath is all or nothing (it also flushes denormals and approximates
+    # division and sqrt), so CUDA kernels take it only when every flag is asked for.
+    return cuda.jit(device=device, fastmath=FASTMATH is True, cache=CACHE)(function)
+
+
+def cuda_kernel(function):
+    """Compile a ``numba.cuda`` kernel (launched as ``kernel[blocks, THREADS_PER_BLOCK]``) lazily,
+    with the shared configuration."""
+    return _cuda_jit(function, device=False)
+
+
+def cuda_device(function):
+    """Compile a ``numba.cuda`` device function (called from kernels) with the shared
+    configuration."""
+    return _cuda_jit(function, device=True)

@@ -81,6 +81,16 @@ def test_environment_is_parsed(env, changed):
         ("NUMBANORM_CACHE", "maybe", "NUMBANORM_CACHE must be 0 or 1, got 'maybe'"),
         ("NUMBANORM_PARALLEL", "2", "NUMBANORM_PARALLEL must be 0 or 1, got '2'"),
         ("NUMBANORM_THREADS_PER_BLOCK", "lots", "invalid literal for int()"),
+        (
+            "NUMBANORM_THREADS_PER_BLOCK",
+            "96",
+            "NUMBANORM_THREADS_PER_BLOCK must be a power of two from 32 to 1024, got 96",
+        ),
+        (
+            "NUMBANORM_THREADS_PER_BLOCK",
+            "2048",
+            "NUMBANORM_THREADS_PER_BLOCK must be a power of two from 32 to 1024, got 2048",
+        ),
     ],
 )
 def test_invalid_settings_raise_at_import(name, value, message):
