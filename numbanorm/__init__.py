@@ -5,6 +5,7 @@ Importing numbanorm does not import numba: kernels are imported and compiled on 
 
 from numbanorm import nn, optim
 from numbanorm.autograd import Function, is_grad_enabled, no_grad
+from numbanorm.backends.host_cache import empty_cache
 from numbanorm.random import manual_seed
 from numbanorm.serialization import SerializationError, load, save
 from numbanorm.tensor import Tensor, tensor
@@ -17,6 +18,7 @@ __all__ = [
     "SerializationError",
     "Tensor",
     "device",
+    "empty_cache",
     "is_grad_enabled",
     "load",
     "manual_seed",

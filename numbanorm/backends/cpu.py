@@ -6,10 +6,12 @@ from typing import Any
 
 import numpy as np
 
+from numbanorm.backends.host_cache import empty
 from numbanorm.kernels.config import PARALLEL_MIN_SIZE
 
+__all__ = ["DEVICE", "asarray", "empty", "full", "kernel", "to_host"]
+
 DEVICE = "cpu"
-empty = np.empty
 full = np.full
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from numbanorm.autograd import Context, Function
+from numbanorm.backends.host_cache import empty
 from numbanorm.dispatch import backend, device_of
 from numbanorm.functions.batch_norm import _empty
 
@@ -57,7 +58,7 @@ class RowNorm(Function):
         rows = x2.shape[0]
         mean = np.empty(rows)
         invstd = np.empty(rows)
-        y2 = np.empty_like(x2)
+        y2 = empty(x2.shape, x2.dtype)
         backend(device_of(x)).kernel("row_norm", "layer_norm_forward", x2.size)(
             x2, w, b, eps, rms, y2, mean, invstd
         )
@@ -74,7 +75,7 @@ class RowNorm(Function):
         x2, w, mean, invstd = ctx.saved_tensors
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         dy2 = np.ascontiguousarray(grad.astype(x2.dtype, copy=False)).reshape(x2.shape)
-        dx2 = np.empty_like(x2) if needs_x else _empty(x2.dtype, ndim=2)
+        dx2 = empty(x2.shape, x2.dtype) if needs_x else _empty(x2.dtype, ndim=2)
         d = x2.shape[1]
         dweight = np.empty(d, x2.dtype) if needs_weight else _empty(x2.dtype)
         dbias = np.empty(d, x2.dtype) if needs_bias else _empty(x2.dtype)

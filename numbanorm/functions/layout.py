@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from numbanorm.backends.host_cache import empty
+
 NCS = "ncs"
 NSC = "nsc"
 
@@ -47,7 +49,7 @@ def empty_in_layout(shape: tuple, dtype: Any, layout: str) -> tuple[Any, Any]:
     spatial = tuple(shape[2:])
     s = prod(spatial)
     if layout == NCS:
-        out = np.empty(shape, dtype)
+        out = empty(shape, dtype)
         return out, out.reshape(n, c, s)
-    stored = np.empty((n, *spatial, c), dtype)
+    stored = empty((n, *spatial, c), dtype)
     return _channels_to_front(stored), stored.reshape(n, s, c)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from numbanorm.autograd import Context, Function
+from numbanorm.backends.host_cache import empty
 from numbanorm.dispatch import backend, device_of
 from numbanorm.functions.conv import is_channels_last
 from numbanorm.tensor import Tensor
@@ -30,9 +31,9 @@ def _batched(a: Any) -> Any:
 def _empty(shape: tuple, dtype: Any, channels_last: bool) -> Any:
     """A new (N, C, H, W) array, stored channels-last when asked."""
     if not channels_last:
-        return np.empty(shape, dtype)
+        return empty(shape, dtype)
     n, c, h, w = shape
-    return np.empty((n, h, w, c), dtype).transpose(0, 3, 1, 2)
+    return empty((n, h, w, c), dtype).transpose(0, 3, 1, 2)
 
 
 def _lowest(dtype: np.dtype) -> Any:

@@ -236,22 +236,14 @@ def group_norm_backward_ncs(dy, x, groups, weight, mean, invstd, dx, dweight, db
 @cpu_helper
 def _moment_rows(x, shift, p1, p2, start, stop):
     """Add the shifted sums ``d`` and ``d*d`` (``d = x - shift``) of rows ``[start, stop)`` of a
-    2-D ``(S, C)`` slab to the per-channel partials; four rows at a time, so that the partials are
-    loaded and stored once per four rows."""
-    r = start
-    while r + 4 <= stop:
+    2-D ``(S, C)`` slab to the per-channel partials.
+
+    One row at a time: on the machines measured, unrolling four rows (to load and store the
+    partials once per four rows) made float64 slower, 5.9 ms against 3.6 ms at (32, 3136, 64).
+    """
+    for r in range(start, stop):
         for c in range(x.shape[1]):
-            k = shift[c]
-            d0 = np.float64(x[r, c]) - k
-            d1 = np.float64(x[r + 1, c]) - k
-            d2 = np.float64(x[r + 2, c]) - k
-            d3 = np.float64(x[r + 3, c]) - k
-            p1[c] += (d0 + d1) + (d2 + d3)
-            p2[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-        r += 4
-    for rest in range(r, stop):
-        for c in range(x.shape[1]):
-            d = np.float64(x[rest, c]) - shift[c]
+            d = np.float64(x[r, c]) - shift[c]
             p1[c] += d
             p2[c] += d * d
 
@@ -259,25 +251,12 @@ def _moment_rows(x, shift, p1, p2, start, stop):
 @cpu_helper
 def _grad_moment_rows(dy, x, mu, p_dy, p_dyx, start, stop):
     """Add the sums of ``dy`` and ``dy * (x - mu)`` of rows ``[start, stop)`` of ``(S, C)`` slabs
-    to the per-channel partials, four rows at a time."""
-    r = start
-    while r + 4 <= stop:
+    to the per-channel partials, one row at a time (as ``_moment_rows``)."""
+    for r in range(start, stop):
         for c in range(x.shape[1]):
-            m = mu[c]
-            g0 = np.float64(dy[r, c])
-            g1 = np.float64(dy[r + 1, c])
-            g2 = np.float64(dy[r + 2, c])
-            g3 = np.float64(dy[r + 3, c])
-            p_dy[c] += (g0 + g1) + (g2 + g3)
-            p_dyx[c] += (g0 * (np.float64(x[r, c]) - m) + g1 * (np.float64(x[r + 1, c]) - m)) + (
-                g2 * (np.float64(x[r + 2, c]) - m) + g3 * (np.float64(x[r + 3, c]) - m)
-            )
-        r += 4
-    for rest in range(r, stop):
-        for c in range(x.shape[1]):
-            g = np.float64(dy[rest, c])
+            g = np.float64(dy[r, c])
             p_dy[c] += g
-            p_dyx[c] += g * (np.float64(x[rest, c]) - mu[c])
+            p_dyx[c] += g * (np.float64(x[r, c]) - mu[c])
 
 
 @cpu_helper
