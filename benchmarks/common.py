@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 LIBRARIES = ["numbanorm", "torch"]
-DEVICES = ["cpu"]
+DEVICES = ["cpu", "cuda"]
 
 THREADS = int(os.environ.get("NUMBANORM_BENCH_THREADS", "2"))
 if THREADS < 1:
@@ -53,6 +53,35 @@ def import_library(library):
     if library == "torch":
         return import_torch()
     raise ValueError(f"unknown library {library!r}")
+
+
+def require_device(library, device):
+    """Raise ``NotImplementedError`` (asv's skip) when ``library`` has no GPU for ``device``.
+
+    numba.cuda and torch.cuda are asked only for the cuda cases, so CPU runs never import them.
+    """
+    if device == "cpu":
+        return
+    if library == "torch":
+        available = import_torch().cuda.is_available()
+    else:
+        from numba import cuda
+
+        available = cuda.is_available()
+    if not available:
+        raise NotImplementedError(f"{library} sees no CUDA GPU here")
+
+
+def synchronize(library, device):
+    """Wait for ``library``'s queued GPU work, so that a timing covers it (nothing on the CPU)."""
+    if device == "cpu":
+        return
+    if library == "torch":
+        import_torch().cuda.synchronize()
+    else:
+        from numba import cuda
+
+        cuda.synchronize()
 
 
 def random_array(shape, dtype, layout, seed=0):

@@ -32,8 +32,10 @@ from .common import (
     import_library,
     peak_rss_mib,
     random_array,
+    require_device,
     reset_peak_rss,
     rss_mib,
+    synchronize,
 )
 
 CONTIGUOUS = "contiguous"
@@ -121,32 +123,35 @@ class Case:
     """
 
     def __init__(self, library, norm, shape, dtype, layout, device="cpu", minimal=False):
-        if device != "cpu":
-            raise NotImplementedError(f"no {device} benchmarks yet")
+        require_device(library, device)
         self.lib = lib = import_library(library)
+        self.library = library
         self.is_torch = library == "torch"
+        self.device = device
         x = random_array(shape, dtype, layout, seed=0)
         self.x = self._tensor(x, requires_grad=True)
         self.x_eval = self.x if minimal else self._tensor(x)
         self.g = None if minimal else self._tensor(random_array(shape, dtype, layout, seed=1))
         for t in (self.x, self.x_eval, self.g):
             if t is not None:
-                check_layout(t.detach().numpy() if self.is_torch else t.data, layout)
+                check_layout(t.detach().cpu().numpy(), layout)
         lib_dtype = getattr(lib, dtype) if self.is_torch else dtype
-        self.m_train = norm.make(lib.nn, lib_dtype)
+        self.m_train = norm.make(lib.nn, lib_dtype).to(device)
         self.m_eval = norm.make(lib.nn, lib_dtype)
         if getattr(self.m_eval, "running_mean", None) is not None:
             mean, var = _reduced_stats(x)
             self._assign(self.m_eval.running_mean, mean)
             self._assign(self.m_eval.running_var, var)
-        self.m_eval.eval()
+        self.m_eval.to(device).eval()
         self.parameters = list(self.m_train.parameters())
 
     def _tensor(self, array, requires_grad=False):
         if self.is_torch:
-            # from_numpy keeps the strides: a channels-last array is a channels_last tensor.
-            return self.lib.from_numpy(array.copy(order="K")).requires_grad_(requires_grad)
-        return self.lib.tensor(array, requires_grad=requires_grad)
+            # from_numpy keeps the strides: a channels-last array is a channels_last tensor, and
+            # .to(device) keeps them too.
+            tensor = self.lib.from_numpy(array.copy(order="K")).to(self.device)
+            return tensor.requires_grad_(requires_grad)
+        return self.lib.tensor(array, requires_grad=requires_grad, device=self.device)
 
     def _assign(self, buffer, values):
         if self.is_torch:
@@ -156,17 +161,22 @@ class Case:
             buffer.data[...] = values
 
     def train_forward(self):
-        return self.m_train(self.x)
+        y = self.m_train(self.x)
+        synchronize(self.library, self.device)
+        return y
 
     def eval_forward(self):
         with self.lib.no_grad():
-            return self.m_eval(self.x_eval)
+            y = self.m_eval(self.x_eval)
+        synchronize(self.library, self.device)
+        return y
 
     def forward_backward(self):
         self.x.grad = None
         for p in self.parameters:
             p.grad = None
         self.m_train(self.x).backward(self.g)
+        synchronize(self.library, self.device)
 
     def warm_up(self):
         """numba compiles (or loads from its disk cache) each kernel on its first call; torch and
@@ -248,6 +258,8 @@ class NormMemoryBase(abc.ABC):
         """The norm to measure (a class attribute in subclasses)."""
 
     def setup(self, library, shape, dtype, layout, device):
+        if device != "cpu":
+            raise NotImplementedError("peak RSS measures host memory only")
         Case(library, self.norm, self.norm.small_shape, dtype, layout, device).warm_up()
         self.case = Case(library, self.norm, shape, dtype, layout, device, minimal=True)
         reset_peak_rss()
