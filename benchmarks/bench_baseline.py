@@ -7,8 +7,7 @@ is not timed in is skipped.
 
 import numpy as np
 
-from .common import DTYPES, check_layout, random_array
-from .norms import CHANNEL_LAYOUTS, NORMS
+from numbanorm.bench.cases import CHANNEL_LAYOUTS, DTYPES, NORMS, check_layout, random_array
 
 _ARRAYS = {}
 

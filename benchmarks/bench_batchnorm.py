@@ -1,7 +1,9 @@
 """BatchNorm2d (torch.nn.modules.batchnorm): numbanorm against torch on the same inputs and
-thread count, on a ResNet-sized activation (see ``benchmarks.norms`` for the phases)."""
+thread count, on a ResNet-sized activation (see ``numbanorm.bench.cases`` for the phases)."""
 
-from .norms import NORMS, NormMemoryBase, NormTimeBase, params_for
+from numbanorm.bench.cases import NORMS
+
+from .norms import NormMemoryBase, NormTimeBase, params_for
 
 
 class BatchNorm2d(NormTimeBase):

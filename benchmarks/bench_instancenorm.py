@@ -1,7 +1,9 @@
 """InstanceNorm2d (torch.nn.modules.instancenorm): numbanorm against torch on the same inputs and
-thread count (see ``benchmarks.norms`` for the phases)."""
+thread count (see ``numbanorm.bench.cases`` for the phases)."""
 
-from .norms import NORMS, NormMemoryBase, NormTimeBase, params_for
+from numbanorm.bench.cases import NORMS
+
+from .norms import NormMemoryBase, NormTimeBase, params_for
 
 
 class InstanceNorm2d(NormTimeBase):

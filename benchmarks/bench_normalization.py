@@ -1,9 +1,11 @@
 """The norms of torch.nn.modules.normalization: GroupNorm, LayerNorm, RMSNorm and
 LocalResponseNorm, numbanorm against torch on the same inputs and thread count (see
-``benchmarks.norms`` for the phases). None of them keeps running statistics, so eval forward is
+``numbanorm.bench.cases`` for the phases). None of them keeps running statistics, so eval forward is
 the training computation under ``no_grad``."""
 
-from .norms import NORMS, NormMemoryBase, NormTimeBase, params_for
+from numbanorm.bench.cases import NORMS
+
+from .norms import NormMemoryBase, NormTimeBase, params_for
 
 
 class GroupNorm(NormTimeBase):

@@ -5,7 +5,7 @@ autograd record. numbanorm runs its kernels' serial twins here, as it does for a
 
 import numpy as np
 
-from .common import LIBRARIES, import_library
+from numbanorm.bench.cases import LIBRARIES, import_library
 
 SHAPE = (8, 16)
 

@@ -2,7 +2,7 @@
 the latter with numba's on-disk cache warm (the usual case) and cold (the first run after an
 install, or after numbanorm's kernels change: every kernel the call needs compiles)."""
 
-from .common import LIBRARIES, THREADS, import_library
+from numbanorm.bench.cases import LIBRARIES, THREADS, import_library
 
 SMALL_SHAPE = (8, 16, 8, 8)
 
@@ -64,7 +64,7 @@ class BatchNorm2dFirstCall:
 
     ``setup`` runs the small case once in the benchmark process so that numba's on-disk cache
     holds the kernels a warm-cache process loads (the timed code's NUMBA_NUM_THREADS comes from
-    the environment, set by ``benchmarks.common``). torch has no JIT cache: it runs warm only.
+    the environment, set by ``numbanorm.bench.cases``). torch has no JIT cache: it runs warm only.
     """
 
     params = (LIBRARIES, ["warm", "cold"])

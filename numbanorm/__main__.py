@@ -11,6 +11,9 @@ The same numbers come out of torch for the same input::
 ``python -m numbanorm demo`` trains a small CNN on scikit-learn's handwritten digits without torch
 (``numbanorm.demo``; ``python -m numbanorm demo --help`` lists its options).
 
+``python -m numbanorm bench`` prints numbanorm's times against torch's on the standard shapes
+(``numbanorm.bench``).
+
 Sub-commands are registered in ``COMMANDS``; any other name is a usage error (exit status 2).
 """
 
@@ -24,7 +27,7 @@ from typing import Any, NamedTuple, TextIO
 import numpy as np
 
 import numbanorm as nb
-from numbanorm import demo
+from numbanorm import bench, demo
 
 # Two images of three 2x2 channels; the channels have different means and spreads.
 INPUT = np.array(
@@ -128,6 +131,11 @@ COMMANDS: dict[str, Command] = {
         "train a small CNN on scikit-learn's handwritten digits, without torch",
         demo.add_arguments,
         demo.run,
+    ),
+    "bench": Command(
+        "time numbanorm against torch (when installed) on the standard shapes",
+        bench.add_arguments,
+        bench.run,
     ),
 }
 

@@ -1,4 +1,4 @@
-"""The norms the suite times, and one case class that runs any of them on either library.
+"""The cases numbanorm's benchmarks time: each norm at the shape users meet, on either library.
 
 A norm is a ``Norm``: the module built the same way in numbanorm and torch (``make(nn, dtype)``),
 the input shape users meet, and the memory layouts that matter for it. ``Case`` holds one
@@ -11,32 +11,124 @@ parameter set's inputs and modules and runs the three phases:
 - ``forward_backward``: ``y = m(x); y.backward(g)`` with the gradients reset to None first
   (``zero_grad(set_to_none=True)``, torch's default), so every call writes fresh ``.grad``.
 
-The timing and memory benchmark classes (``NormTimeBase``, ``NormMemoryBase``) are bases for
-the ``bench_*`` modules. They are abstract (no ``norm``), so asv, which skips abstract classes,
-times only the subclasses.
+The asv suite (``benchmarks/``) and ``python -m numbanorm bench`` both run these cases. Threads:
+``NUMBANORM_BENCH_THREADS`` (default 2) for each library. ``NUMBANORM_BENCH_SHAPES=small`` runs
+every case on a small float32 input instead.
 """
 
-import abc
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .common import (
-    DEVICES,
-    DTYPES,
-    LIBRARIES,
-    SHAPES,
-    check_layout,
-    import_library,
-    peak_rss_mib,
-    random_array,
-    require_device,
-    reset_peak_rss,
-    rss_mib,
-    synchronize,
-)
+LIBRARIES = ["numbanorm", "torch"]
+DEVICES = ["cpu", "cuda"]
+
+THREADS = int(os.environ.get("NUMBANORM_BENCH_THREADS", "2"))
+if THREADS < 1:
+    raise ValueError(f"NUMBANORM_BENCH_THREADS must be >= 1, got {THREADS}")
+
+# "small" runs every benchmark on a small float32 input: CI's quick run checks that the whole
+# suite runs, in minutes, without measuring anything worth keeping.
+SHAPES = os.environ.get("NUMBANORM_BENCH_SHAPES", "full")
+if SHAPES not in ("full", "small"):
+    raise ValueError(f"NUMBANORM_BENCH_SHAPES must be 'full' or 'small', got {SHAPES!r}")
+DTYPES = ["float32"] if SHAPES == "small" else ["float32", "float64"]
+
+# numba sizes its thread pool from NUMBA_NUM_THREADS when it is first imported, and
+# numba.set_num_threads cannot go above it. asv's setup functions and the bench worker import
+# numba only after this module, so setting it here is in time.
+# torch reads OMP_NUM_THREADS at import; set_num_threads in setup pins it anyway.
+if int(os.environ.get("NUMBA_NUM_THREADS") or 0) < THREADS:
+    os.environ["NUMBA_NUM_THREADS"] = str(THREADS)
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+
+
+def import_numbanorm():
+    """numbanorm, with numba's thread pool pinned to ``THREADS`` threads."""
+    import numba
+
+    numba.set_num_threads(THREADS)
+    import numbanorm
+
+    return numbanorm
+
+
+def import_torch():
+    """torch on ``THREADS`` threads; ``NotImplementedError`` (asv's skip) if not installed."""
+    try:
+        import torch
+    except ImportError as error:
+        raise NotImplementedError(f"torch is not installed: {error}") from None
+    torch.set_num_threads(THREADS)
+    return torch
+
+
+def import_library(library):
+    if library == "numbanorm":
+        return import_numbanorm()
+    if library == "torch":
+        return import_torch()
+    raise ValueError(f"unknown library {library!r}")
+
+
+def require_device(library, device):
+    """Raise ``NotImplementedError`` (asv's skip) when ``library`` has no GPU for ``device``.
+
+    numba.cuda and torch.cuda are asked only for the cuda cases, so CPU runs never import them.
+    """
+    if device == "cpu":
+        return
+    if library == "torch":
+        available = import_torch().cuda.is_available()
+    else:
+        from numba import cuda
+
+        available = cuda.is_available()
+    if not available:
+        raise NotImplementedError(f"{library} sees no CUDA GPU here")
+
+
+def synchronize(library, device):
+    """Wait for ``library``'s queued GPU work, so that a timing covers it (nothing on the CPU)."""
+    if device == "cpu":
+        return
+    if library == "torch":
+        import_torch().cuda.synchronize()
+    else:
+        from numba import cuda
+
+        cuda.synchronize()
+
+
+def random_array(shape, dtype, layout, seed=0):
+    """A standard-normal array of ``shape`` (N, C, *spatial), stored in ``layout``.
+
+    ``"channels_last"`` keeps the (N, C, *spatial) shape with the channel axis innermost in
+    memory (torch.channels_last / channels_last_3d); ``"contiguous"`` is C-contiguous.
+    """
+    rng = np.random.default_rng(seed)
+    if layout == "contiguous":
+        return rng.standard_normal(shape, dtype=np.dtype(dtype))
+    if layout == "channels_last":
+        # Drawn in storage order: no temporary copy (it would count in peakmem benchmarks).
+        stored = (shape[0], *shape[2:], shape[1])
+        return np.moveaxis(rng.standard_normal(stored, dtype=np.dtype(dtype)), -1, 1)
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def is_channels_last(a):
+    return np.moveaxis(a, 1, -1).flags.c_contiguous
+
+
+def check_layout(a, layout):
+    """Raise if the array ``a`` (numpy, or a torch tensor's numpy view) is not in ``layout``."""
+    ok = a.flags.c_contiguous if layout == "contiguous" else is_channels_last(a)
+    if not ok:
+        raise AssertionError(f"expected a {layout} array, got strides {a.strides}")
+
 
 CONTIGUOUS = "contiguous"
 CHANNELS_LAST = "channels_last"
@@ -56,7 +148,7 @@ class Norm:
     @property
     def timed_shape(self) -> tuple:
         """``shape``, or ``small_shape`` with ``NUMBANORM_BENCH_SHAPES=small`` (then float32
-        only, see ``benchmarks.common``)."""
+        only, see ``SHAPES``)."""
         return self.small_shape if SHAPES == "small" else self.shape
 
 
@@ -202,88 +294,3 @@ def cached_case(*params):
 
 def clear_cases():
     _CASES.clear()
-
-
-def params_for(norm):
-    """asv's ``params`` for ``norm``: both libraries, its shape, both dtypes, its layouts."""
-    return (LIBRARIES, [norm.timed_shape], DTYPES, list(norm.layouts), DEVICES)
-
-
-PARAM_NAMES = ("library", "shape", "dtype", "layout", "device")
-
-
-class NormTimeBase(abc.ABC):
-    """Train forward, eval forward and forward+backward of ``norm``; subclasses set ``norm`` and
-    ``params = params_for(norm)``."""
-
-    param_names = PARAM_NAMES
-    timeout = 300
-    # asv times one call per sample here (setup re-runs before each); take more of them.
-    repeat = (10, 25, 20.0)
-
-    @property
-    @abc.abstractmethod
-    def norm(self) -> Norm:
-        """The norm to measure (a class attribute in subclasses)."""
-
-    def setup(self, library, shape, dtype, layout, device):
-        self.case = cached_case(library, self.norm, shape, dtype, layout, device)
-
-    def time_train_forward(self, *params):
-        self.case.train_forward()
-
-    def time_eval_forward(self, *params):
-        self.case.eval_forward()
-
-    def time_forward_backward(self, *params):
-        self.case.forward_backward()
-
-
-class NormMemoryBase(abc.ABC):
-    """Memory of the forward phases, on one input (no gradient buffers) per process.
-
-    ``peakmem_*`` is asv's peak RSS of the whole process: the library and its imports, the
-    input, and what the call allocates. ``setup`` warms the kernels up on a small input of the
-    same dtype and layout (so no large freed block is left for the call to reuse) and then
-    resets the peak (Linux), so setup's transients do not count. ``track_*_extra_mib`` is the
-    part due to the call alone: peak RSS during the call minus RSS before it (NaN off Linux).
-    """
-
-    param_names = PARAM_NAMES
-    timeout = 300
-
-    @property
-    @abc.abstractmethod
-    def norm(self) -> Norm:
-        """The norm to measure (a class attribute in subclasses)."""
-
-    def setup(self, library, shape, dtype, layout, device):
-        if device != "cpu":
-            raise NotImplementedError("peak RSS measures host memory only")
-        Case(library, self.norm, self.norm.small_shape, dtype, layout, device).warm_up()
-        self.case = Case(library, self.norm, shape, dtype, layout, device, minimal=True)
-        reset_peak_rss()
-
-    def peakmem_train_forward(self, *params):
-        self.case.train_forward()
-
-    def peakmem_eval_forward(self, *params):
-        self.case.eval_forward()
-
-    def _extra_mib(self, phase):
-        before = rss_mib()
-        reset_peak_rss()
-        y = phase()
-        extra = peak_rss_mib() - before
-        del y
-        return extra
-
-    def track_train_forward_extra_mib(self, *params):
-        return self._extra_mib(self.case.train_forward)
-
-    track_train_forward_extra_mib.unit = "MiB"
-
-    def track_eval_forward_extra_mib(self, *params):
-        return self._extra_mib(self.case.eval_forward)
-
-    track_eval_forward_extra_mib.unit = "MiB"

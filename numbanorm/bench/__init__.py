@@ -1,0 +1,156 @@
+"""``python -m numbanorm bench``: numbanorm against torch on the standard shapes, as a table.
+
+Each library runs in its own processes (``numbanorm.bench.worker``), one per round, on the
+cases of ``numbanorm.bench.cases`` (the asv suite's) and ``NUMBANORM_BENCH_THREADS`` threads
+(default 2). The table gives the median time of each phase, ``torch / numbanorm`` (above 1:
+numbanorm is faster) and the bandwidth numbanorm achieves against a numpy copy of the same input
+measured in the same run. A phase's bytes are those it must move at the least: a forward reads
+its input and writes its output (2 bytes per input byte), a backward reads the input and the
+output gradient and writes the input gradient (3), so forward+backward moves 5. Without torch
+installed the table has no torch column. See ``numbanorm.bench.measure`` for how samples from a
+busy machine are kept out.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from typing import Any, TextIO
+
+PHASE_BYTES = {"train_forward": 2, "eval_forward": 2, "forward_backward": 5}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--samples", type=int, default=30, help="kept samples per case and round")
+    parser.add_argument("--rounds", type=int, default=1, help="worker processes per library")
+    parser.add_argument("--batch-seconds", type=float, default=0.1)
+    parser.add_argument(
+        "--max-foreign", type=float, default=0.1, help="busy share of the machine to allow"
+    )
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per case at most")
+    parser.add_argument("--norms", nargs="+", help="norms to run (default: all)")
+    parser.add_argument("--dtypes", nargs="+", help="float32 and/or float64 (default: both)")
+    parser.add_argument("--layouts", nargs="+", help="contiguous and/or channels_last")
+    parser.add_argument(
+        "--small", action="store_true", help="small float32 inputs (a check that all runs)"
+    )
+    parser.add_argument("--json", help="also write the raw samples (seconds) to this file")
+
+
+def _cases(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    from numbanorm.bench.cases import DTYPES, NORMS
+
+    chosen = []
+    for name in args.norms or list(NORMS):
+        if name not in NORMS:
+            raise SystemExit(f"unknown norm {name!r}; choose from {', '.join(NORMS)}")
+        for dtype in args.dtypes or DTYPES:
+            for layout in NORMS[name].layouts:
+                if args.layouts is None or layout in args.layouts:
+                    chosen.append((name, dtype, layout))
+    return chosen
+
+
+def _run_worker(library: str, settings: dict[str, Any]) -> dict | None:
+    command = [sys.executable, "-m", "numbanorm.bench.worker", library, json.dumps(settings)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode == 3:
+        print(f"{library}: skipped ({done.stderr.strip()})", file=sys.stderr)
+        return None
+    if done.returncode != 0:
+        raise RuntimeError(f"the {library} worker failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def _median(entry: dict | None) -> tuple[float | None, str]:
+    """Median of the kept samples (or, if none were quiet, of the noisy ones), and a note."""
+    if not entry or not (entry["kept"] or entry["noisy"]):
+        return None, ""
+    samples = entry["kept"] or entry["noisy"]
+    return statistics.median(samples), "" if entry["kept"] else " (noisy)"
+
+
+def _table(cases, merged, nbytes, out: TextIO) -> None:
+    from numbanorm.bench.cases import PHASES, THREADS
+    from numbanorm.bench.worker import COPY, case_key
+
+    has_torch = any(key.startswith("torch|") for key in merged)
+    columns = f"{'norm':18} {'phase':17} {'dtype':8} {'layout':14} {'numbanorm ms':>14}"
+    columns += f" {'torch ms':>14} {'torch/nb':>9}" if has_torch else ""
+    columns += f" {'GB/s':>7} {'of copy':>8}"
+    print(f"{THREADS} threads each; medians of the quiet samples", file=out)
+    print(columns, file=out)
+    print("-" * len(columns), file=out)
+    ratios = []
+    for name, dtype, layout in cases:
+        copy, _ = _median(merged.get("numbanorm|" + case_key(name, COPY, dtype, layout)))
+        size = nbytes[name, dtype]
+        for phase in PHASES:
+            key = case_key(name, phase, dtype, layout)
+            ours, our_note = _median(merged.get("numbanorm|" + key))
+            line = f"{name:18} {phase:17} {dtype:8} {layout:14} "
+            line += f"{ours * 1e3:8.3f}{our_note:>6}" if ours else f"{'n/a':>14}"
+            if has_torch:
+                theirs, their_note = _median(merged.get("torch|" + key))
+                line += f" {theirs * 1e3:8.3f}{their_note:>6}" if theirs else f" {'n/a':>14}"
+                if ours and theirs:
+                    ratios.append(theirs / ours)
+                    line += f" {theirs / ours:8.2f}x"
+                else:
+                    line += f" {'n/a':>9}"
+            if ours and copy:
+                achieved = PHASE_BYTES[phase] * size / ours
+                line += f" {achieved / 1e9:7.1f} {achieved / (2 * size / copy):8.0%}"
+            print(line, file=out)
+        if copy:
+            print(
+                f"{'':18} {'numpy copy':17} {dtype:8} {layout:14} {copy * 1e3:8.3f}",
+                end="",
+                file=out,
+            )
+            print(f"{'':>6} {2 * size / copy / 1e9:.1f} GB/s", file=out)
+    if ratios:
+        geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        print(
+            f"\ngeometric mean of torch/numbanorm over {len(ratios)} cases: {geomean:.2f}x",
+            file=out,
+        )
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the benchmark workers and print the table; return the exit status."""
+    if args.small:
+        os.environ["NUMBANORM_BENCH_SHAPES"] = "small"
+    from math import prod
+
+    import numpy as np
+
+    from numbanorm.bench.cases import NORMS
+
+    cases = _cases(args)
+    settings = {
+        "cases": cases,
+        "samples": args.samples,
+        "batch_seconds": args.batch_seconds,
+        "max_foreign": args.max_foreign,
+        "budget_seconds": args.budget,
+    }
+    merged: dict[str, dict[str, list[float]]] = {}
+    for _ in range(args.rounds):
+        for library in ("numbanorm", "torch"):
+            for key, value in (_run_worker(library, settings) or {}).items():
+                entry = merged.setdefault(f"{library}|{key}", {"kept": [], "noisy": []})
+                entry["kept"] += value["kept"]
+                entry["noisy"] += value["noisy"]
+    if args.json:
+        with open(args.json, "w") as raw:
+            json.dump(merged, raw)
+    nbytes = {
+        (name, dtype): prod(NORMS[name].timed_shape) * np.dtype(dtype).itemsize
+        for name, dtype, _ in cases
+    }
+    _table(cases, merged, nbytes, out)
+    return 0

@@ -1,0 +1,62 @@
+"""``python -m numbanorm bench``: the table of numbanorm against torch, and without torch."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ["--small", "--samples", "2", "--budget", "1", "--max-foreign", "1", "--batch-seconds", "0"]
+
+
+def bench(*options, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "numbanorm", "bench", *QUICK, *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def rows(stdout, phase):
+    return [line.split() for line in stdout.splitlines() if f" {phase} " in line]
+
+
+def test_table_against_torch():
+    pytest.importorskip("torch")
+    result = bench("--norms", "LayerNorm", "GroupNorm", "--layouts", "channels_last", "contiguous")
+    assert result.returncode == 0, result.stderr
+    assert "torch/nb" in result.stdout
+    forward = rows(result.stdout, "train_forward")
+    assert [row[0] for row in forward] == ["LayerNorm", "GroupNorm", "GroupNorm"]
+    assert [row[3] for row in forward] == ["contiguous", "contiguous", "channels_last"]
+    for row in forward + rows(result.stdout, "forward_backward"):
+        assert row[-3].endswith("x") and float(row[-3][:-1]) > 0
+        assert float(row[-2]) > 0 and row[-1].endswith("%")
+    assert len(rows(result.stdout, "copy")) == 3
+    assert "geometric mean of torch/numbanorm over 9 cases" in result.stdout
+
+
+def test_table_without_torch(tmp_path):
+    (tmp_path / "torch.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+    )
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    result = bench("--norms", "RMSNorm", env={"PYTHONPATH": path})
+    assert result.returncode == 0, result.stderr
+    assert "torch: skipped" in result.stderr
+    assert "torch" not in result.stdout.splitlines()[1]
+    assert "geometric mean" not in result.stdout
+    eval_row = rows(result.stdout, "eval_forward")[0]
+    assert eval_row[:3] == ["RMSNorm", "eval_forward", "float32"]
+    assert eval_row[-1].endswith("%")
+
+
+def test_unknown_norm_is_a_usage_error():
+    result = bench("--norms", "BatchNorm5d")
+    assert result.returncode != 0
+    assert "unknown norm 'BatchNorm5d'" in result.stderr
