@@ -60,3 +60,16 @@ def test_unknown_norm_is_a_usage_error():
     result = bench("--norms", "BatchNorm5d")
     assert result.returncode != 0
     assert "unknown norm 'BatchNorm5d'" in result.stderr
+
+
+def test_plot_of_the_raw_samples(tmp_path):
+    from benchmarks.plot import plot, ratios
+
+    raw = {
+        "numbanorm|LayerNorm|train_forward|float32|contiguous": {"kept": [1.0, 3.0], "noisy": []},
+        "torch|LayerNorm|train_forward|float32|contiguous": {"kept": [], "noisy": [4.0]},
+        "numbanorm|LayerNorm|numpy_copy|float32|contiguous": {"kept": [0.5], "noisy": []},
+    }
+    assert ratios(raw) == {"LayerNorm\nfloat32 contiguous": {"train_forward": 2.0}}
+    plot(raw, str(tmp_path / "ratios.png"))
+    assert (tmp_path / "ratios.png").stat().st_size > 1000
