@@ -14,7 +14,9 @@ accumulate in float64 whatever the input dtype, shifted by the row's first value
 mean offset does not cancel the variance away. The elementwise passes (``y`` and ``dx``) run in
 the input's dtype, centring on the float64 mean split in two (see ``_split``) before scaling, so a
 constant row gives exactly its bias; ``dx``'s ``dy*w - mean(dy*w)`` is formed in float64 before
-the scaling by ``invstd``, so a one-element row's input gradient is exactly 0. ``weight`` and
+the scaling by ``invstd``, so a one-element row's input gradient is exactly 0 for float32 input
+(whose products are exact in float64; for float64 input a fused multiply-add can leave the
+rounding error of ``dy*w``, a few ulps of ``dy*w*invstd``). ``weight`` and
 ``bias`` of size 0 mean "none" (weight 1, bias 0); an output of size 0 is not computed. ``mean``
 and ``invstd`` are float64, one per row (``(N, groups)`` or ``(R,)``), with
 ``invstd = 1/sqrt(var + eps)``, ``var`` the biased variance (the mean square for RMSNorm, whose
@@ -123,7 +125,8 @@ def _input_grad_coefficients(sum_g, sum_gx, inv, count, rms):
     gradient loses its projections on the constant (``m``, the mean of ``dy*w``; 0 for RMSNorm)
     and on ``x - mean``. ``m`` is subtracted (in float64) before the scaling by ``inv``, which
     is large where the variance is small next to eps, so that a row whose ``dy*w`` are all
-    equal, a one-element row for one, gets exactly 0.
+    equal, a one-element row for one, gets exactly 0 when those products are exact (float32
+    input; see the module docstring for float64).
     """
     if count == 0:
         return 0.0, 0.0
@@ -143,8 +146,8 @@ def _normalize(x, hi, lo, scale, offset, y):
 @cpu_helper
 def _input_grad(dy, x, hi, lo, w, m, inv, k_x, dx):
     """``dx = (dy*w - m)*inv - ((x - hi) - lo)*k_x`` with float64 ``w`` and ``m``: ``dy*w - m``
-    in float64 (exact for a row whose ``dy*w`` are all equal, with or without fused
-    multiply-adds), the rest in the input's dtype."""
+    in float64 (exact for a row of float32 input whose ``dy*w`` are all equal, with or without
+    fused multiply-adds: the products are exact), the rest in the input's dtype."""
     for j in range(x.size):
         dx[j] = x.dtype.type(np.float64(dy[j]) * w - m) * inv - ((x[j] - hi) - lo) * k_x
 
