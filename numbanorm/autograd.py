@@ -9,6 +9,10 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from numbanorm.dispatch import backend, device_of
+
 if TYPE_CHECKING:
     from numbanorm.tensor import Tensor
 
@@ -20,6 +24,10 @@ _FREED = (
 )
 
 _state = threading.local()
+
+# The devices a Function runs on: CPU only unless it says otherwise.
+CPU_ONLY = frozenset({"cpu"})
+ALL_DEVICES = frozenset({"cpu", "cuda"})
 
 
 def is_grad_enabled() -> bool:
@@ -101,7 +109,13 @@ class Function:
     ``ctx.needs_input_grad`` has a True, and should return None where it has a False. As in
     torch's engine, a gradient of the wrong shape is an error unless it sums to the input's
     shape, and a gradient of another dtype is cast to the input's.
+
+    ``devices`` are the devices whose arrays forward and backward take (``ALL_DEVICES`` for a
+    Function written against the backends' array operations); a Tensor argument on another
+    device gets torch's error for an op without a kernel there.
     """
+
+    devices: frozenset[str] = CPU_ONLY
 
     @staticmethod
     def forward(ctx: Context, *args: Any) -> Any:
@@ -115,6 +129,8 @@ class Function:
     def apply(cls, *args: Any) -> Tensor:
         from numbanorm.tensor import Tensor
 
+        if "cuda" not in cls.devices:
+            _refuse_cuda(cls, args, Tensor)
         record = is_grad_enabled()
         needs = tuple(record and isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx = Context(cls, args, needs)
@@ -124,6 +140,22 @@ class Function:
         if result.requires_grad:
             result._ctx = ctx
         return result
+
+
+def _refuse_cuda(function: type[Function], args: tuple, tensor_type: type) -> None:
+    """torch's error for an op without a CUDA kernel, if a Tensor argument lives on CUDA."""
+    for a in args:
+        # The type checks first: the CPU path pays no more than them.
+        if (
+            isinstance(a, tensor_type)
+            and type(a.data) is not np.ndarray
+            and device_of(a.data) == "cuda"
+        ):
+            raise NotImplementedError(
+                f"Could not run '{function.__name__}' with arguments from the 'CUDA' backend: "
+                "numbanorm runs only its normalization layers on CUDA. Move the tensors to the "
+                "CPU first (Tensor.cpu(), Module.cpu())."
+            )
 
 
 def _shape_list(shape: tuple) -> str:
@@ -180,7 +212,7 @@ def _input_grads(ctx: Context, grad: Any) -> tuple:
                 )
             input_grad = _sum_to_shape(input_grad, shape)
         if input_grad.dtype != dtype:
-            input_grad = input_grad.astype(dtype)
+            input_grad = backend(device_of(input_grad)).astype(input_grad, dtype)
         checked.append(input_grad)
     return tuple(checked)
 
@@ -213,12 +245,18 @@ def _add_grads(grads: dict, edges: tuple, input_grads: tuple) -> None:
     for parent, parent_grad in zip(edges, input_grads, strict=True):
         if parent_grad is not None:
             previous = grads.get(id(parent))
-            grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+            grads[id(parent)] = (
+                parent_grad
+                if previous is None
+                else backend(device_of(previous)).add(previous, parent_grad)
+            )
 
 
 def _only_reference(array: Any) -> bool:
     """Whether the engine's local name is the only reference to ``array`` and to the memory it
     views (torch's AccumulateGrad checks the use count the same way before stealing a buffer)."""
+    if not isinstance(array, np.ndarray):
+        return False  # device arrays share memory through numba's pointers, not ``base``: copied
     # References to the array here: the caller's local, this argument, getrefcount's argument.
     if sys.getrefcount(array) > 3:
         return False

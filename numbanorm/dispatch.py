@@ -4,9 +4,11 @@ numpy arrays live on ``cpu``. Arrays exposing ``__cuda_array_interface__`` (CuPy
 tensors, numba device arrays) or numba's ``copy_to_host`` (numba device arrays, also those of the
 CUDA simulator, which have no interface) live on ``cuda``; the
 CUDA backend is imported only when such an array first appears, so the CPU path never pays for
-``numba.cuda``. A backend is a module with ``DEVICE``, ``empty``, ``full``, ``asarray``, ``to_host``
-and ``kernel(family, name, size)``, which returns the kernel to run on an input of ``size``
-elements.
+``numba.cuda``. A backend is a module with ``DEVICE``, ``kernel(family, name, size)``, which
+returns the kernel to run on an input of ``size`` elements, and the array operations the
+Functions use, under numpy's names: ``empty``, ``empty_like``, ``full``, ``asarray``,
+``to_host``, ``astype``, ``ascontiguousarray``, ``permute``, ``broadcast_to``, ``copyto``,
+``add`` and ``inverse_std`` (see ``numbanorm.backends.cpu`` and ``numbanorm.backends.cuda``).
 """
 
 import importlib
@@ -14,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 _BACKEND_MODULES = {"cpu": "numbanorm.backends.cpu", "cuda": "numbanorm.backends.cuda"}
+_loaded: dict[str, ModuleType] = {}  # a dict lookup: every kernel call goes through backend()
 
 
 def device_of(array: Any) -> str:
@@ -24,6 +27,9 @@ def device_of(array: Any) -> str:
 
 def backend(device: str) -> ModuleType:
     """The backend module for ``device`` (``"cpu"`` or ``"cuda"``), imported on first use."""
+    module = _loaded.get(device)
+    if module is not None:
+        return module
     try:
         name = _BACKEND_MODULES[device]
     except KeyError:
@@ -31,11 +37,16 @@ def backend(device: str) -> ModuleType:
             f"Expected one of cpu, cuda device type at start of device string: {device}"
         ) from None
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
     except ModuleNotFoundError as error:
-        if error.name != name:
+        if error.name not in (name, "numba.cuda"):
             raise
-        raise RuntimeError(f"numbanorm has no kernels for device '{device}' yet") from None
+        raise RuntimeError(
+            f"numbanorm has no kernels for device '{device}' here: {error.msg} (CUDA needs the "
+            "numba-cuda package)"
+        ) from None
+    _loaded[device] = module
+    return module
 
 
 def common_device(*arrays: Any) -> str:

@@ -217,6 +217,19 @@ def _grads(group: dict[str, Any]) -> list[tuple[Tensor, np.ndarray]]:
     return [(p, p.grad.data) for p in group["params"] if p.grad is not None]
 
 
+def _check_on_cpu(param_groups: list[dict[str, Any]]) -> None:
+    """torch's error for an op without a CUDA kernel if a parameter lives on CUDA, raised before
+    any parameter changes."""
+    for group in param_groups:
+        for param in group["params"]:
+            if param.device.type == "cuda":
+                raise NotImplementedError(
+                    "Could not run 'optimizer.step' with arguments from the 'CUDA' backend: "
+                    "numbanorm's optimizers update CPU parameters only. Move the model to the "
+                    "CPU first (Module.cpu())."
+                )
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum, dampening, Nesterov, weight decay
     (torch.optim.SGD)."""
@@ -258,6 +271,7 @@ class SGD(Optimizer):
 
     def step(self, closure: Any = None) -> Any:
         """One SGD step on every parameter with a gradient (torch's ``_single_tensor_sgd``)."""
+        _check_on_cpu(self.param_groups)
         loss = self._run_closure(closure)
         for group in self.param_groups:
             lr, momentum = group["lr"], group["momentum"]
@@ -329,6 +343,7 @@ class Adam(Optimizer):
 
     def step(self, closure: Any = None) -> Any:
         """One Adam step on every parameter with a gradient (torch's ``_single_tensor_adam``)."""
+        _check_on_cpu(self.param_groups)
         loss = self._run_closure(closure)
         for group in self.param_groups:
             lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]

@@ -8,7 +8,18 @@ import numpy as np
 
 from numbanorm import autograd
 from numbanorm.dispatch import backend, device_of
-from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype, parse_to, size_str, torch_name
+from numbanorm.types import (
+    DEFAULT_DTYPE,
+    Device,
+    as_dtype,
+    device_type,
+    parse_to,
+    size_str,
+    torch_name,
+)
+
+# What ``Tensor.device`` says: numbanorm drives one GPU, numba's current device.
+_DEVICES = {"cpu": Device("cpu"), "cuda": Device("cuda", 0)}
 
 # torch words the same refusal three ways: in the constructor, the setter and requires_grad_().
 _NOT_DIFFERENTIABLE = "Only Tensors of floating point and complex dtype can require gradients"
@@ -86,6 +97,8 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data: Any, requires_grad: bool = False):
+        if type(data) is not np.ndarray and device_of(data) == "cuda":
+            data = backend("cuda").asarray(data)  # a numba view of a CUDA array interface
         self.data = data
         self._grad: Tensor | None = None
         self._ctx: autograd.Context | None = None
@@ -159,7 +172,8 @@ class Tensor:
 
     @property
     def device(self) -> Device:
-        return Device(device_of(self.data))
+        """``cpu`` or ``cuda:0`` (torch.Tensor.device)."""
+        return _DEVICES[device_of(self.data)]
 
     @property
     def ndim(self) -> int:
@@ -225,19 +239,29 @@ class Tensor:
         copy is on the tape: gradients flow back to this tensor, cast back to its dtype.
         """
         device, dtype = parse_to(args, kwargs)
-        target = self.device if device is None else device
+        source = device_of(self.data)
+        target = source if device is None else device_type(device)
         new_dtype = self.dtype if dtype is None else dtype
-        if target == self.device and new_dtype == self.dtype:
+        if target == source and new_dtype == self.dtype:
             return self
         if new_dtype.kind not in "fc":  # not differentiable: a plain copy
-            return Tensor(backend(target.type).asarray(self.data, dtype=new_dtype))
+            return Tensor(backend(target).asarray(self.data, dtype=new_dtype))
         return _ToCopy.apply(self, target, new_dtype)
 
     def cpu(self) -> Tensor:
+        """This tensor in host memory; itself if already there (torch.Tensor.cpu)."""
         return self.to("cpu")
 
+    def cuda(self, device: Any = None) -> Tensor:
+        """This tensor on the GPU; itself if already there (torch.Tensor.cuda)."""
+        return self.to("cuda" if device is None else device)
+
     def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        """The sum over ``dim`` (an int or a tuple; all elements when None), torch.Tensor.sum."""
+        """The sum over ``dim`` (an int or a tuple; all elements when None), torch.Tensor.sum.
+
+        On CUDA only the sum of all elements of a floating tensor is implemented."""
+        if dim is None and not keepdim and device_of(self.data) == "cuda":
+            return _SumAll.apply(self)
         from numbanorm.functions.reduce import Sum
 
         return Sum.apply(self) if dim is None and not keepdim else Sum.apply(self, dim, keepdim)
@@ -329,7 +353,9 @@ class Tensor:
             shape = tuple(shape[0])
         target = infer_shape(shape, self.numel())
         try:
-            np.reshape(self.data, target, copy=False)
+            # A device array's own reshape (in Reshape) refuses what would need a copy.
+            if isinstance(self.data, np.ndarray):
+                np.reshape(self.data, target, copy=False)
         except ValueError:
             raise RuntimeError(
                 "view size is not compatible with input tensor's size and stride (at least one "
@@ -376,20 +402,29 @@ class Tensor:
             raise RuntimeError(
                 "element 0 of tensors does not require grad and does not have a grad_fn"
             )
+        place = device_of(self.data)
         if gradient is None:
             if self.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            grad = backend(self.device.type).full(self.shape, 1, dtype=self.dtype)
+            grad = backend(place).full(self.shape, 1, dtype=self.dtype)
         else:
             grad = gradient.data if isinstance(gradient, Tensor) else gradient
-            grad = backend(self.device.type).asarray(grad)
+            xp = backend(device_of(grad))
+            grad = xp.asarray(grad)
             if tuple(grad.shape) != self.shape:
                 raise RuntimeError(
                     f"Mismatch in shape: grad_output[0] has a shape of {size_str(grad.shape)} "
                     f"and output[0] has a shape of {size_str(self.shape)}."
                 )
             if grad.dtype != self.dtype:  # torch casts the gradient to the output's dtype
-                grad = grad.astype(self.dtype)
+                grad = xp.astype(grad, self.dtype)
+            if place != xp.DEVICE:  # torch moves a 0-d gradient, and refuses any other
+                if grad.ndim:
+                    raise RuntimeError(
+                        f"invalid gradient at index 0 - expected device {_DEVICES[place]} but "
+                        f"got {_DEVICES[xp.DEVICE]}"
+                    )
+                grad = backend(place).asarray(grad)
         autograd.run_backward(self, grad, bool(retain_graph))
 
     def _accumulate_grad(self, grad: Any, owned: bool = False) -> None:
@@ -397,19 +432,18 @@ class Tensor:
         ``owned`` it alone and it has the leaf's strides; then in place (torch's AccumulateGrad),
         so a reference to ``.grad`` sees later backward calls. As torch's layout contract, a new
         ``.grad`` has the leaf's memory layout (channels-last stays so)."""
+        xp = backend(device_of(grad))
         if self.grad is None:
             if owned and grad.strides == self.data.strides and grad.dtype == self.dtype:
                 copy = grad
-            elif isinstance(self.data, np.ndarray) and isinstance(grad, np.ndarray):
-                copy = np.empty_like(self.data, dtype=grad.dtype)
-                copy[...] = grad
             else:
-                copy = grad.copy()
+                copy = xp.empty_like(self.data, grad.dtype)
+                xp.copyto(copy, grad)
             self.grad = Tensor(copy)
         elif self.grad.shape == tuple(grad.shape) and self.grad.dtype == grad.dtype:
-            self.grad.data += grad
+            xp.add(self.grad.data, grad, out=self.grad.data)
         else:
-            self.grad = Tensor(self.grad.data + grad)
+            self.grad = Tensor(xp.add(self.grad.data, grad))
 
     def __repr__(self) -> str:
         body = np.array2string(
@@ -428,12 +462,15 @@ class Tensor:
 
 
 class _ToCopy(autograd.Function):
-    """``Tensor.to`` on the tape: a copy on another device or with another floating dtype."""
+    """``Tensor.to`` on the tape: a copy on another ``device`` (``"cpu"`` or ``"cuda"``) or with
+    another floating dtype."""
+
+    devices = autograd.ALL_DEVICES
 
     @staticmethod
-    def forward(ctx: autograd.Context, x: Any, device: Device, dtype: np.dtype) -> Any:
+    def forward(ctx: autograd.Context, x: Any, device: str, dtype: np.dtype) -> Any:
         ctx.source = (device_of(x), x.dtype)
-        return backend(device.type).asarray(x, dtype=dtype)
+        return backend(device).asarray(x, dtype=dtype)
 
     @staticmethod
     def backward(ctx: autograd.Context, grad: Any) -> tuple:
@@ -441,17 +478,40 @@ class _ToCopy(autograd.Function):
         return backend(device).asarray(grad, dtype=dtype), None, None
 
 
+class _SumAll(autograd.Function):
+    """``Tensor.sum()`` of a CUDA tensor: the sum of every element, floating dtypes only."""
+
+    devices = frozenset({"cuda"})
+
+    @staticmethod
+    def forward(ctx: autograd.Context, x: Any) -> Any:
+        ctx.shape = x.shape
+        return backend("cuda").sum_all(x)
+
+    @staticmethod
+    def backward(ctx: autograd.Context, grad: Any) -> Any:
+        xp = backend("cuda")
+        return xp.ascontiguousarray(xp.broadcast_to(grad, ctx.shape))
+
+
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """A new tensor holding a copy of ``data`` (torch.tensor), with torch's dtype inference."""
+    """A new tensor holding a copy of ``data`` (torch.tensor), with torch's dtype inference.
+
+    Without ``device`` a CUDA tensor or array is copied on the GPU, anything else to the host.
+    """
     target = as_dtype(dtype) if dtype is not None else _infer_dtype(data)
-    if isinstance(data, Tensor):
-        data = np.asarray(data)
-    elif isinstance(data, (list, tuple)):
-        data = _host_items(data)
-    array = np.array(data, dtype=target, copy=True)
-    if device is not None and Device(device).type != "cpu":
-        array = backend(Device(device).type).asarray(array)
-    return Tensor(array, requires_grad=requires_grad)
+    source = data.data if isinstance(data, Tensor) else data
+    place = device_of(source) if device is None else device_type(device)
+    if device_of(source) == "cuda":
+        xp = backend("cuda")
+        source = xp.asarray(source)
+        array = xp.empty_like(source, target)
+        xp.copyto(array, source)
+    else:
+        if isinstance(source, (list, tuple)):
+            source = _host_items(source)
+        array = np.array(source, dtype=target, copy=True)
+    return Tensor(backend(place).asarray(array), requires_grad=requires_grad)
 
 
 def _host_items(data: list | tuple) -> list | tuple:

@@ -95,6 +95,17 @@ class Device:
         return hash((self.type, self.index))
 
 
+def device_type(device: Any) -> str:
+    """The backend that runs ``device`` (anything Device takes; None is the CPU): ``"cpu"`` or
+    ``"cuda"``. numbanorm drives one GPU, numba's current device, which it calls ``cuda:0``."""
+    device = device if isinstance(device, Device) else Device(device)
+    if device.type == "cuda" and device.index not in (None, 0):
+        raise RuntimeError(
+            f"numbanorm runs on one GPU, cuda:0 (numba's current device), not on {device}"
+        )
+    return device.type
+
+
 _TO_KEYWORDS = ("device", "dtype", "non_blocking", "copy")
 
 

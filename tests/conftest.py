@@ -26,6 +26,10 @@ def _cuda_gpu_present() -> bool:
 # nothing for the user to set. numba reads the setting when it is first imported.
 if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _cuda_gpu_present():
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+# The simulator runs every GPU thread as a Python thread: a block of 256 costs about half a second
+# per launch, so there the CUDA kernels run in blocks of 32, the smallest the configuration allows.
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    os.environ.setdefault("NUMBANORM_THREADS_PER_BLOCK", "32")
 
 # Test inputs are tiny, and tiny inputs would all run the kernels' serial twins; run the parallel
 # kernels, which users' real inputs run. tests/kernels checks that the twins agree with them.

@@ -26,8 +26,8 @@ DEFAULTS = {"model": "cnn", "seed": 0, "optimizer": "sgd", "lr": None, "batch_si
 EPOCHS = 10
 
 NO_CUDA = (
-    "--device cuda: numbanorm's CUDA kernels are not written yet (issue 4, the GPU issue); "
-    "use --device cpu"
+    "--device cuda: numbanorm runs only its normalization layers on CUDA, and the demo's models "
+    "also need convolution, linear layers, pooling and an optimizer; use --device cpu"
 )
 
 
@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "checkpoint's epochs count, so a number not above them only evaluates",
     )
     add("--seed", type=int, help="seeds the weights, the test split and the batch order (0)")
-    add("--device", choices=["cpu", "cuda"], default="cpu", help="cpu (cuda: not yet)")
+    add("--device", choices=["cpu", "cuda"], default="cpu", help="cpu (cuda: not for the demo)")
     add(
         "--data",
         metavar="FILE.npz",

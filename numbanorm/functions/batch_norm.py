@@ -1,26 +1,38 @@
-"""BatchNorm on the tape: one fused forward kernel, one fused backward kernel."""
+"""BatchNorm on the tape: one fused forward kernel, one fused backward kernel, on arrays of
+either device (the array operations are the backend's)."""
 
 from typing import Any
 
 import numpy as np
 
-from numbanorm.autograd import Context, Function
+from numbanorm.autograd import ALL_DEVICES, Context, Function
 from numbanorm.dispatch import backend, device_of
 from numbanorm.functions.layout import as_layout, channel_view, empty_in_layout
 
 
 def _widen(array: Any) -> Any:
-    """A 1-D parameter (torch accepts any shape with C elements) of a dtype Numba's CPU target
-    computes with: float16 as float32, other arrays as they are."""
+    """A 1-D parameter (torch accepts any shape with C elements) of a dtype the kernels compute
+    with: float16 as float32, other arrays as they are."""
     if array is None:
         return None
     array = array.reshape(-1)
-    return array.astype(np.float32) if array.dtype == np.float16 else array
+    if array.dtype != np.float16:
+        return array
+    return backend(device_of(array)).astype(array, np.float32)
 
 
-def _empty(dtype: Any, ndim: int = 1) -> Any:
-    """A size-0 array: the kernels' way to say "not wanted" for an output or a buffer."""
-    return np.empty((0,) * ndim, dtype)
+def _float64(xp: Any, array: Any) -> Any:
+    """A flat float64 copy of ``array`` of backend ``xp`` (running statistics saved for the
+    backward, which must not see later updates)."""
+    out = xp.empty(array.size, np.float64)
+    xp.copyto(out, array.reshape(-1))
+    return out
+
+
+def _empty(xp: Any, dtype: Any, ndim: int = 1) -> Any:
+    """A size-0 array of backend ``xp``: the kernels' way to say "not wanted" for an output or a
+    buffer."""
+    return xp.empty((0,) * ndim, dtype)
 
 
 class BatchNorm(Function):
@@ -32,6 +44,8 @@ class BatchNorm(Function):
     Inputs are validated by ``numbanorm.nn.functional.batch_norm`` before they get here. float16
     tensors are computed in float32 and rounded back, as torch's CPU kernels do.
     """
+
+    devices = ALL_DEVICES
 
     @staticmethod
     def forward(
@@ -49,37 +63,36 @@ class BatchNorm(Function):
         param_shapes = tuple(None if p is None else p.shape for p in (weight, bias))
         given = [p for p in (weight, bias, running_mean) if p is not None]
         param_dtype = given[0].dtype if given else x.dtype
-        work = x.astype(np.float32) if x.dtype == np.float16 else x
+        xp = backend(device_of(x))
+        work = xp.astype(x, np.float32) if x.dtype == np.float16 else x
         dtype = np.dtype(np.float32) if param_dtype == np.float16 else param_dtype
-        weight = np.ones(channels, dtype) if weight is None else _widen(weight)
-        bias = np.zeros(channels, dtype) if bias is None else _widen(bias)
-        device = backend(device_of(x))
+        weight = xp.full(channels, 1, dtype) if weight is None else _widen(weight)
+        bias = xp.full(channels, 0, dtype) if bias is None else _widen(bias)
         x3, layout = channel_view(work)
-        y, y3 = empty_in_layout(x.shape, work.dtype, layout)
+        y, y3 = empty_in_layout(x.shape, work.dtype, layout, xp.DEVICE)
         training = training or running_mean is None
         if training:
-            mean = np.empty(channels)
-            invstd = np.empty(channels)
+            mean = xp.empty(channels, np.float64)
+            invstd = xp.empty(channels, np.float64)
             tracked = running_mean is not None
             running = (
                 (_widen(running_mean), _widen(running_var))
                 if tracked
-                else (_empty(dtype), _empty(dtype))
+                else (_empty(xp, dtype), _empty(xp, dtype))
             )
-            device.kernel("batch_norm", f"batch_norm_train_{layout}", x.size)(
+            xp.kernel("batch_norm", f"batch_norm_train_{layout}", x.size)(
                 x3, weight, bias, eps, momentum, *running, y3, mean, invstd
             )
-            if tracked and running[0] is not running_mean:
-                running_mean[...] = running[0]
-                running_var[...] = running[1]
+            if tracked and running_mean.dtype == np.float16:  # the kernel updated a copy
+                xp.copyto(running_mean, running[0])
+                xp.copyto(running_var, running[1])
         else:
-            device.kernel("batch_norm", f"batch_norm_eval_{layout}", x.size)(
+            xp.kernel("batch_norm", f"batch_norm_eval_{layout}", x.size)(
                 x3, weight, bias, _widen(running_mean), _widen(running_var), eps, y3
             )
             if any(ctx.needs_input_grad):
-                mean = running_mean.astype(np.float64).reshape(-1)
-                with np.errstate(divide="ignore"):  # var + eps == 0 gives inf, as in torch
-                    invstd = 1.0 / np.sqrt(running_var.astype(np.float64).reshape(-1) + eps)
+                mean = _float64(xp, running_mean)
+                invstd = xp.inverse_std(running_var, eps)
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(x3, weight, mean, invstd)
             ctx.layout = layout
@@ -87,7 +100,7 @@ class BatchNorm(Function):
             ctx.shape = x.shape
             ctx.dtypes = (x.dtype, param_dtype)
             ctx.param_shapes = param_shapes
-        return y.astype(x.dtype, copy=False)
+        return xp.astype(y, x.dtype)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
@@ -95,21 +108,20 @@ class BatchNorm(Function):
         x_dtype, param_dtype = ctx.dtypes
         weight_shape, bias_shape = ctx.param_shapes
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        kernel = backend(device_of(x3)).kernel(
-            "batch_norm", f"batch_norm_backward_{ctx.layout}", x3.size
-        )
-        dy3 = as_layout(grad.astype(x3.dtype, copy=False), ctx.layout)
+        xp = backend(device_of(x3))
+        kernel = xp.kernel("batch_norm", f"batch_norm_backward_{ctx.layout}", x3.size)
+        dy3 = as_layout(xp.astype(grad, x3.dtype), ctx.layout)
         dx, dx3 = (
-            empty_in_layout(ctx.shape, x3.dtype, ctx.layout)
+            empty_in_layout(ctx.shape, x3.dtype, ctx.layout, xp.DEVICE)
             if needs_x
-            else (None, _empty(x3.dtype, ndim=3))
+            else (None, _empty(xp, x3.dtype, ndim=3))
         )
-        dweight = np.empty_like(weight) if needs_weight else _empty(weight.dtype)
-        dbias = np.empty_like(weight) if needs_bias else _empty(weight.dtype)
+        dweight = xp.empty_like(weight) if needs_weight else _empty(xp, weight.dtype)
+        dbias = xp.empty_like(weight) if needs_bias else _empty(xp, weight.dtype)
         kernel(dy3, x3, weight, mean, invstd, ctx.training, dx3, dweight, dbias)
         return (
-            None if dx is None else dx.astype(x_dtype, copy=False),
-            dweight.astype(param_dtype, copy=False).reshape(weight_shape) if needs_weight else None,
-            dbias.astype(param_dtype, copy=False).reshape(bias_shape) if needs_bias else None,
+            None if dx is None else xp.astype(dx, x_dtype),
+            xp.astype(dweight, param_dtype).reshape(weight_shape) if needs_weight else None,
+            xp.astype(dbias, param_dtype).reshape(bias_shape) if needs_bias else None,
             None, None, None, None, None,
         )  # fmt: skip

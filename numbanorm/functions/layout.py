@@ -1,55 +1,58 @@
 """3-D views of ``(N, C, *spatial)`` arrays for the channel-wise kernels, copying only when the
-strides leave no choice. See ``numbanorm.kernels.cpu.batch_norm`` for the two layouts.
+strides leave no choice. See ``numbanorm.kernels.cpu.batch_norm`` for the two layouts. Arrays of
+either device: the views and copies are the backend's.
 """
 
 from math import prod
 from typing import Any
 
-import numpy as np
-
-from numbanorm.backends.host_cache import empty
+from numbanorm.dispatch import backend, device_of
 
 NCS = "ncs"
 NSC = "nsc"
 
 
-def _channels_to_end(a: Any) -> Any:
-    # transpose with a literal order: np.moveaxis costs more than the kernel on a tiny input
-    return a.transpose(0, *range(2, a.ndim), 1)
+def _channels_to_end(xp: Any, a: Any) -> Any:
+    # a literal order: np.moveaxis costs more than the kernel on a tiny input
+    return xp.permute(a, (0, *range(2, a.ndim), 1))
 
 
-def _channels_to_front(a: Any) -> Any:
-    return a.transpose(0, a.ndim - 1, *range(1, a.ndim - 1))
+def _channels_to_front(xp: Any, a: Any) -> Any:
+    return xp.permute(a, (0, a.ndim - 1, *range(1, a.ndim - 1)))
 
 
 def channel_view(x: Any) -> tuple[Any, str]:
     """``x`` as ``(N, C, S)`` (contiguous NCHW) or ``(N, S, C)`` (channels-last), and which."""
+    xp = backend(device_of(x))
     n, c = x.shape[:2]
     s = prod(x.shape[2:])
-    if s > 1 and x.flags.c_contiguous:
+    # flags["C_CONTIGUOUS"]: numpy's flags and numba's device arrays' flags both answer it
+    if s > 1 and x.flags["C_CONTIGUOUS"]:
         return x.reshape(n, c, s), NCS
-    channels_last = _channels_to_end(x)
-    if channels_last.flags.c_contiguous:
+    channels_last = _channels_to_end(xp, x)
+    if channels_last.flags["C_CONTIGUOUS"]:
         return channels_last.reshape(n, s, c), NSC
-    return np.ascontiguousarray(x).reshape(n, c, s), NCS
+    return xp.ascontiguousarray(x).reshape(n, c, s), NCS
 
 
 def as_layout(a: Any, layout: str) -> Any:
     """``a`` (shape ``(N, C, *spatial)``) as a contiguous 3-D view in ``layout``."""
+    xp = backend(device_of(a))
     n, c = a.shape[:2]
     s = prod(a.shape[2:])
     if layout == NCS:
-        return np.ascontiguousarray(a).reshape(n, c, s)
-    return np.ascontiguousarray(_channels_to_end(a)).reshape(n, s, c)
+        return xp.ascontiguousarray(a).reshape(n, c, s)
+    return xp.ascontiguousarray(_channels_to_end(xp, a)).reshape(n, s, c)
 
 
-def empty_in_layout(shape: tuple, dtype: Any, layout: str) -> tuple[Any, Any]:
-    """A new ``(N, C, *spatial)`` array stored in ``layout``, and its 3-D view."""
+def empty_in_layout(shape: tuple, dtype: Any, layout: str, device: str = "cpu") -> tuple[Any, Any]:
+    """A new ``(N, C, *spatial)`` array on ``device`` stored in ``layout``, and its 3-D view."""
+    xp = backend(device)
     n, c = shape[:2]
     spatial = tuple(shape[2:])
     s = prod(spatial)
     if layout == NCS:
-        out = empty(shape, dtype)
+        out = xp.empty(shape, dtype)
         return out, out.reshape(n, c, s)
-    stored = empty((n, *spatial, c), dtype)
-    return _channels_to_front(stored), stored.reshape(n, s, c)
+    stored = xp.empty((n, *spatial, c), dtype)
+    return _channels_to_front(xp, stored), stored.reshape(n, s, c)

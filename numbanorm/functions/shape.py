@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from numbanorm.autograd import Context, Function
+from numbanorm.autograd import ALL_DEVICES, Context, Function
 
 
 def wrap_dim(dim: int, ndim: int) -> int:
@@ -50,6 +50,8 @@ def infer_shape(shape: tuple, size: int) -> tuple:
 
 class Reshape(Function):
     """x reshaped (a view where numpy can make one, as torch.reshape)."""
+
+    devices = ALL_DEVICES  # numba's device arrays reshape alike (contiguous ones only)
 
     @staticmethod
     def forward(ctx: Context, x: Any, shape: tuple) -> Any:

@@ -1,5 +1,5 @@
-"""``python -m numbanorm``'s sub-commands: the example stays the default, demo is registered, and
-unknown commands are usage errors."""
+"""``python -m numbanorm``'s sub-commands: the example stays the default, demo and bench are
+registered, and unknown commands are usage errors."""
 
 import subprocess
 import sys
@@ -17,13 +17,21 @@ def test_example_is_the_default(capsys):
 
 
 def test_demo_is_registered_with_its_options(capsys):
-    assert list(COMMANDS) == ["example", "demo"]
+    assert list(COMMANDS) == ["example", "demo", "bench"]
     assert main(["--help"]) == 0
     assert "demo" in capsys.readouterr().out
     assert main(["demo", "--help"]) == 0
     help_text = capsys.readouterr().out
     for option in ("--model", "--epochs", "--seed", "--device", "--data", "--save", "--load",
                    "--plot", "--compare-torch", "--optimizer", "--lr", "--batch-size"):  # fmt: skip
+        assert option in help_text
+
+
+def test_bench_is_registered_with_its_options(capsys):
+    assert main(["bench", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for option in ("--samples", "--rounds", "--budget", "--norms", "--dtypes", "--layouts",
+                   "--small", "--json"):  # fmt: skip
         assert option in help_text
 
 

@@ -128,7 +128,7 @@ def test_compare_torch(demo, model):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (("--device", "cuda"), "--device cuda: numbanorm's CUDA kernels are not written yet"),
+        (("--device", "cuda"), "--device cuda: numbanorm runs only its normalization layers"),
         (("--epochs", "-1"), "argument --epochs: must be at least 0, got -1"),
         (("--batch-size", "0"), "argument --batch-size: must be at least 1, got 0"),
         (("--lr", "0"), "argument --lr: must be positive, got 0"),

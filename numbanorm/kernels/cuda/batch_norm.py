@@ -17,12 +17,11 @@ shape. No atomics: the results are the same bits on every run. The launchers rea
 constants at each call, so tests can split tiny inputs over several blocks.
 """
 
-import math
-
 import numpy as np
 from numba import cuda
 
 from numbanorm.kernels.config import THREADS_PER_BLOCK, cuda_device, cuda_kernel
+from numbanorm.kernels.cuda.device_math import inverse_sqrt
 
 # Elements of one block's row chunk. The split depends on the shape only, like the CPU kernels'.
 _CHUNK_ELEMENTS = 4096
@@ -179,7 +178,7 @@ def _finish_channel(
     var = max((s2 - s1 * delta) / count, 0.0)
     mu = shift + delta
     mean[c] = mu
-    invstd[c] = 1.0 / math.sqrt(var + eps)
+    invstd[c] = inverse_sqrt(var + eps)
     if running_mean.size > 0:
         running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mu
         unbiased = var * count / (count - 1)
@@ -291,7 +290,7 @@ def _affine(x, weight, bias, running_mean, running_var, eps, channels_last, lane
     n, channels, s = _dims(x, channels_last)
     c, r, stop, step = _thread_rows(lanes, n * s)
     if c < channels and r < stop:
-        scale = weight[c] / math.sqrt(np.float64(running_var[c]) + eps)
+        scale = weight[c] * inverse_sqrt(np.float64(running_var[c]) + eps)
         offset = bias[c] - running_mean[c] * scale
         rows = cuda.local.array((_UNROLL, 2), np.int64)
         xs = cuda.local.array(_UNROLL, np.float64)

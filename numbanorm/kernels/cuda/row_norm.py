@@ -23,13 +23,12 @@ atomics, and the split depends on the shape alone, so results are the same bits 
 
 import math
 
-import numba
 import numpy as np
 from numba import cuda
-from numba.cuda import libdevice
 
 from numbanorm.kernels import config
 from numbanorm.kernels.config import cuda_device, cuda_kernel
+from numbanorm.kernels.cuda.device_math import inverse_sqrt, product
 
 _THREADS = config.THREADS_PER_BLOCK
 _WARP = 32
@@ -43,21 +42,6 @@ _TARGET_BLOCKS = 1024
 
 
 # Shared device functions.
-
-if numba.config.ENABLE_CUDASIM:
-
-    @cuda_device
-    def _product(a, b):
-        # The simulator computes in Python, whose multiplications never fuse with an add.
-        return a * b
-
-else:
-
-    @cuda_device
-    def _product(a, b):
-        """``a * b`` rounded on its own, never fused with a later add or subtraction into an
-        FMA, so that ``a*b - m`` is exactly 0 where ``m`` is the same rounded product."""
-        return libdevice.dmul_rn(a, b)
 
 
 @cuda_device
@@ -119,23 +103,16 @@ def _split(value, like):
 
 
 @cuda_device
-def _inverse_sqrt(v):
-    """``1 / sqrt(v)`` as the CPU computes it; inf for 0 (np.float64 makes the simulator's
-    Python division give it too, rather than raise)."""
-    return 1.0 / np.float64(math.sqrt(v))
-
-
-@cuda_device
 def _finish(s1, s2, shift, count, eps, rms):
     """A row's ``(mean, invstd)`` from its shifted sums over ``count`` elements; an empty row has
     mean 0 and invstd NaN (torch's ``0/0`` variance)."""
     if count == 0:
         return 0.0, math.nan
     if rms:
-        return 0.0, _inverse_sqrt(s2 / count + eps)
+        return 0.0, inverse_sqrt(s2 / count + eps)
     delta = s1 / count
     var = max((s2 - s1 * delta) / count, 0.0)
-    return shift + delta, _inverse_sqrt(var + eps)
+    return shift + delta, inverse_sqrt(var + eps)
 
 
 @cuda_device
@@ -438,7 +415,7 @@ def _group_grad_coefficients(width, groups, weight, invstd, count, part_dy, part
         for e in range(lane, per_group * pieces, width):
             k, c = _group_entry(e, g, per_group)
             w = _param(weight, c, 1.0, invstd)
-            sum_g += _product(w, part_dy[i, k, c])
+            sum_g += product(w, part_dy[i, k, c])
             sum_gx += w * part_dyx[i, k, c]
     sum_g, sum_gx = _tree_sum2(sh1, sh2, sum_g, sum_gx, width, 1)
     if i < n and lane == 0:
@@ -481,7 +458,7 @@ def _group_input_grad(dy, x, groups, weight, mean, invstd, m, k_x, nsc, dx):
     g = c // (x.shape[2 if nsc else 1] // groups)
     hi, lo = _split(mean[i, g], x)
     w = _param(weight, c, 1.0, mean)
-    residual = x.dtype.type(_product(np.float64(_at(dy, i, c, p, nsc)), w) - m[i, g])
+    residual = x.dtype.type(product(np.float64(_at(dy, i, c, p, nsc)), w) - m[i, g])
     centred = (_at(x, i, c, p, nsc) - hi) - lo
     value = residual * x.dtype.type(invstd[i, g]) - centred * x.dtype.type(k_x[i, g])
     if nsc:
@@ -626,7 +603,7 @@ def _layer_norm_input_grad(width, dy, x, weight, mean, invstd, rms, dx):
     if live:
         mu = mean[r]
         for j in range(lane, d, width):
-            g = _product(np.float64(dy[r, j]), np.float64(_param(weight, j, 1.0, x)))
+            g = product(np.float64(dy[r, j]), np.float64(_param(weight, j, 1.0, x)))
             sum_g += g
             sum_gx += g * (np.float64(x[r, j]) - mu)
     sum_g, sum_gx = _tree_sum2(sh1, sh2, sum_g, sum_gx, width, 1)
@@ -639,7 +616,7 @@ def _layer_norm_input_grad(width, dy, x, weight, mean, invstd, rms, dx):
     kx = x.dtype.type(k_x)
     for j in range(lane, d, width):
         w = np.float64(_param(weight, j, 1.0, x))
-        residual = x.dtype.type(_product(np.float64(dy[r, j]), w) - m)
+        residual = x.dtype.type(product(np.float64(dy[r, j]), w) - m)
         dx[r, j] = residual * a - ((x[r, j] - hi) - lo) * kx
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from numbanorm.autograd import Context, Function
+from numbanorm.autograd import ALL_DEVICES, Context, Function
 from numbanorm.dispatch import backend, common_device, device_of
 from numbanorm.functions.batch_norm import BatchNorm
 from numbanorm.nn.functional.checks import (
@@ -88,6 +88,8 @@ class _EmptyBatchNorm(Function):
     zeros of their own shapes. ``weight[0]``/``bias[0]`` are 0-d, so they change the output's
     dtype only when of a higher category (an integer input times a float weight is float).
     """
+
+    devices = ALL_DEVICES
 
     @staticmethod
     def forward(ctx: Context, x: Any, weight: Any, bias: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from numbanorm.dispatch import backend, device_of
 from numbanorm.tensor import Tensor
 from numbanorm.types import size_str, torch_name
 
@@ -14,10 +15,11 @@ _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64
 
 
 def as_tensor(x: Any) -> Tensor | None:
-    """``x`` as a Tensor (arrays are wrapped without a copy); None stays None."""
+    """``x`` as a Tensor (arrays of either device are wrapped without a copy); None stays
+    None."""
     if x is None or isinstance(x, Tensor):
         return x
-    return Tensor(np.asarray(x))
+    return Tensor(backend(device_of(x)).asarray(x))
 
 
 def verify_batch_size(shape: tuple) -> None:

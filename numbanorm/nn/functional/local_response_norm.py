@@ -107,7 +107,8 @@ def _check_view(input: Tensor) -> None:
     array = input.data
     if any(s < 0 for s in array.strides):
         return  # a numpy-only layout: torch has no such tensor
-    strides = _elementwise_strides(array.shape, tuple(s // array.itemsize for s in array.strides))
+    itemsize = array.dtype.itemsize  # numba's device arrays have no ``itemsize``
+    strides = _elementwise_strides(array.shape, tuple(s // itemsize for s in array.strides))
     product = np.lib.stride_tricks.as_strided(
         np.empty(input.numel(), np.int8), array.shape, strides
     )

@@ -6,13 +6,19 @@ from typing import Any
 
 import numpy as np
 
-from numbanorm.dispatch import backend
+from numbanorm.dispatch import backend, device_of
 from numbanorm.nn import functional as F
+from numbanorm.nn.functional.checks import as_tensor
 from numbanorm.nn.modules.lazy import LazyModuleMixin
-from numbanorm.nn.modules.module import Module
+from numbanorm.nn.modules.module import Module, assign_data
 from numbanorm.nn.parameter import Parameter, UninitializedBuffer, UninitializedParameter
 from numbanorm.tensor import Tensor
-from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype
+from numbanorm.types import DEFAULT_DTYPE, as_dtype, device_type
+
+
+def _batch_counter(device: Any) -> Tensor:
+    """``num_batches_tracked``: an int64 0 on ``device``, as torch makes it."""
+    return Tensor(backend(device_type(device)).full((), 0, np.int64))
 
 
 class _NormBase(Module):
@@ -39,7 +45,7 @@ class _NormBase(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         dtype = DEFAULT_DTYPE if dtype is None else as_dtype(dtype)
-        xp = backend(Device(device).type)
+        xp = backend(device_type(device))
 
         def new(value: float, requires_grad: bool = False) -> Tensor:
             cls = Parameter if requires_grad else Tensor
@@ -57,7 +63,7 @@ class _NormBase(Module):
         if track_running_stats:
             self.register_buffer("running_mean", new(0.0))
             self.register_buffer("running_var", new(1.0))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+            self.register_buffer("num_batches_tracked", _batch_counter(device))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -67,17 +73,17 @@ class _NormBase(Module):
     def reset_running_stats(self) -> None:
         """Running mean to 0, running variance to 1, ``num_batches_tracked`` to 0."""
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+            assign_data(self.running_mean, 0)
+            assign_data(self.running_var, 1)
+            assign_data(self.num_batches_tracked, 0)
 
     def reset_parameters(self) -> None:
         """Reset running statistics, weight to 1 and bias to 0."""
         self.reset_running_stats()
         if self.affine:
-            self.weight.data[...] = 1
+            assign_data(self.weight, 1)
             if self.bias is not None:
-                self.bias.data[...] = 0
+                assign_data(self.bias, 0)
 
     def _check_input_dim(self, input: Tensor) -> None:
         raise NotImplementedError
@@ -95,7 +101,7 @@ class _NormBase(Module):
         # Checkpoints from before version 2 have no num_batches_tracked: keep the current count.
         key = prefix + "num_batches_tracked"
         if (version is None or version < 2) and self.track_running_stats and key not in state:
-            state[key] = self.num_batches_tracked.data.copy()
+            state[key] = backend("cpu").asarray(self.num_batches_tracked.data).copy()
 
 
 def _materialize(name: str, param: Any, size: int) -> None:
@@ -130,7 +136,7 @@ class _LazyNormBase(LazyModuleMixin, _NormBase):
         if track_running_stats:
             self.running_mean = UninitializedBuffer(device=device, dtype=dtype)
             self.running_var = UninitializedBuffer(device=device, dtype=dtype)
-            self.num_batches_tracked = Tensor(np.zeros((), np.int64))
+            self.num_batches_tracked = _batch_counter(device)
 
     def reset_parameters(self) -> None:
         if not self.has_uninitialized_params() and self.num_features != 0:
@@ -154,13 +160,12 @@ class _LazyNormBase(LazyModuleMixin, _NormBase):
 class _BatchNorm(_NormBase):
     def forward(self, input: Tensor) -> Tensor:
         """Normalize ``input`` per channel; in training, update the running statistics."""
-        if not isinstance(input, Tensor):
-            input = Tensor(np.asarray(input))
+        input = as_tensor(input)
         self._check_input_dim(input)
         tracking = self.training and self.track_running_stats
         factor = 0.0 if self.momentum is None else self.momentum
         if tracking and self.num_batches_tracked is not None and self.momentum is None:
-            factor = 1.0 / float(self.num_batches_tracked.data + 1)
+            factor = 1.0 / float(self.num_batches_tracked.item() + 1)
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         buffers_used = not self.training or self.track_running_stats
         output = F.batch_norm(
@@ -175,7 +180,8 @@ class _BatchNorm(_NormBase):
         )
         # torch bumps the counter before validating; here a failed call changes nothing.
         if tracking and self.num_batches_tracked is not None:
-            self.num_batches_tracked.data += 1
+            counter = self.num_batches_tracked.data
+            backend(device_of(counter)).add(counter, 1, out=counter)
         return output
 
 

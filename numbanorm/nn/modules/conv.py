@@ -12,7 +12,7 @@ from numbanorm.nn.functional.conv import conv2d, conv_padding
 from numbanorm.nn.modules.module import Module
 from numbanorm.nn.parameter import Parameter
 from numbanorm.tensor import Tensor
-from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype
+from numbanorm.types import DEFAULT_DTYPE, as_dtype, device_type
 
 
 def _pair(value: Any) -> tuple:
@@ -75,7 +75,7 @@ class Conv2d(Module):
         self.padding_mode = padding_mode
         self._reversed_padding_repeated_twice = _reversed_padding(padding, kernel_size, dilation)
         dtype = DEFAULT_DTYPE if dtype is None else as_dtype(dtype)
-        xp = backend(Device(device).type)
+        xp = backend(device_type(device))
         shape = (out_channels, in_channels // groups, *kernel_size)
         self.weight = Parameter(xp.empty(shape, dtype=dtype))
         if bias:

@@ -11,7 +11,7 @@ from numbanorm.nn import init
 from numbanorm.nn.modules.module import Module
 from numbanorm.nn.parameter import Parameter
 from numbanorm.tensor import Tensor
-from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype
+from numbanorm.types import DEFAULT_DTYPE, as_dtype, device_type
 
 
 class Linear(Module):
@@ -29,7 +29,7 @@ class Linear(Module):
         self.in_features = in_features
         self.out_features = out_features
         dtype = DEFAULT_DTYPE if dtype is None else as_dtype(dtype)
-        xp = backend(Device(device).type)
+        xp = backend(device_type(device))
         self.weight = Parameter(xp.empty((out_features, in_features), dtype=dtype))
         if bias:
             self.bias = Parameter(xp.empty(out_features, dtype=dtype))

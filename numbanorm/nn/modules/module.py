@@ -17,7 +17,7 @@ import numpy as np
 from numbanorm.dispatch import backend, device_of
 from numbanorm.nn.parameter import UNINITIALIZED_SHAPE, Parameter, is_lazy
 from numbanorm.tensor import Tensor
-from numbanorm.types import parse_to, size_str, torch_name
+from numbanorm.types import device_type, parse_to, size_str, torch_name
 
 
 class _IncompatibleKeys(NamedTuple):
@@ -68,12 +68,19 @@ def typename(obj: Any) -> str:
 
 
 def _host_array(value: Any) -> np.ndarray:
-    """A state_dict value as a host array: numbanorm and torch tensors, or anything array-like."""
+    """A state_dict value as a host array: numbanorm and torch tensors, CUDA arrays, or anything
+    array-like."""
     if isinstance(value, Tensor):
         return np.asarray(value)
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, maybe on a GPU
         value = value.detach().cpu()
-    return np.asarray(value)
+    return backend("cpu").asarray(value)
+
+
+def assign_data(tensor: Tensor, value: Any) -> None:
+    """``tensor``'s array set to ``value`` (a number, or an array that broadcasts to it) in place,
+    off the tape, on the tensor's device (what torch's ``nn.init`` does under ``no_grad``)."""
+    backend(device_of(tensor.data)).copyto(tensor.data, value)
 
 
 class Module:
@@ -357,7 +364,7 @@ class Module:
                 param.grad = None
             else:
                 param.grad.requires_grad_(False)
-                param.grad.data[...] = 0
+                assign_data(param.grad, 0)
 
     # -- devices and dtypes -------------------------------------------------------------------
 
@@ -385,7 +392,7 @@ class Module:
                     new_device = device if device is not None else value.device
                     converted.append((value, new_device, new_dtype))
         arrays = [
-            backend(dev.type).asarray(value.data, dtype=new_dtype)
+            backend(device_type(dev)).asarray(value.data, dtype=new_dtype)
             for value, dev, new_dtype in converted
         ]
         grads = [
@@ -547,7 +554,7 @@ class Module:
         for (target, _), array in zip(copies, converted, strict=True):
             if is_lazy(target):
                 target.materialize(array.shape)
-            target.data[...] = array
+            assign_data(target, array)
         return _IncompatibleKeys(missing, unexpected)
 
     def _load_local(

@@ -8,10 +8,10 @@ from typing import Any
 from numbanorm.dispatch import backend
 from numbanorm.nn import functional as F
 from numbanorm.nn.functional.checks import _type_name
-from numbanorm.nn.modules.module import Module
+from numbanorm.nn.modules.module import Module, assign_data
 from numbanorm.nn.parameter import Parameter
 from numbanorm.tensor import Tensor
-from numbanorm.types import DEFAULT_DTYPE, Device, as_dtype
+from numbanorm.types import DEFAULT_DTYPE, as_dtype, device_type
 
 
 def _new_parameter(shape: Any, value: float, device: Any, dtype: Any) -> Parameter:
@@ -39,7 +39,7 @@ def _new_parameter(shape: Any, value: float, device: Any, dtype: Any) -> Paramet
             f"[{', '.join(str(size) for size in sizes)}]"
         )
     dtype = DEFAULT_DTYPE if dtype is None else as_dtype(dtype)
-    xp = backend(Device(device).type)
+    xp = backend(device_type(device))
     return Parameter(xp.full(tuple(int(size) for size in sizes), value, dtype=dtype))
 
 
@@ -60,9 +60,9 @@ def _register_affine(
 def _reset_affine(module: Module) -> None:
     """Weight to 1 and bias to 0, where the module has them."""
     if module.weight is not None:
-        module.weight.data[...] = 1
+        assign_data(module.weight, 1)
     if getattr(module, "bias", None) is not None:
-        module.bias.data[...] = 0
+        assign_data(module.bias, 0)
 
 
 def _as_shape(normalized_shape: Any) -> tuple:
