@@ -68,7 +68,7 @@ def test_plot_of_the_raw_samples(tmp_path):
     raw = {
         "numbanorm|LayerNorm|train_forward|float32|contiguous": {"kept": [1.0, 3.0], "noisy": []},
         "torch|LayerNorm|train_forward|float32|contiguous": {"kept": [], "noisy": [4.0]},
-        "numbanorm|LayerNorm|numpy_copy|float32|contiguous": {"kept": [0.5], "noisy": []},
+        "numbanorm|LayerNorm|copy|float32|contiguous": {"kept": [0.5], "noisy": []},
     }
     assert ratios(raw) == {"LayerNorm\nfloat32 contiguous": {"train_forward": 2.0}}
     plot(raw, str(tmp_path / "ratios.png"))

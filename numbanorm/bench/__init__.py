@@ -3,12 +3,12 @@
 Each library runs in its own processes (``numbanorm.bench.worker``), one per round, on the
 cases of ``numbanorm.bench.cases`` (the asv suite's) and ``NUMBANORM_BENCH_THREADS`` threads
 (default 2). The table gives the median time of each phase, ``torch / numbanorm`` (above 1:
-numbanorm is faster) and the bandwidth numbanorm achieves against a numpy copy of the same input
-measured in the same run. A phase's bytes are those it must move at the least: a forward reads
-its input and writes its output (2 bytes per input byte), a backward reads the input and the
-output gradient and writes the input gradient (3), so forward+backward moves 5. Without torch
-installed the table has no torch column. See ``numbanorm.bench.measure`` for how samples from a
-busy machine are kept out.
+numbanorm is faster) and the bandwidth numbanorm achieves against a copy of the same input on
+the same threads, measured in the same run. A phase's bytes are those it must move at the least:
+a forward reads its input and writes its output (2 bytes per input byte), a backward reads the
+input and the output gradient and writes the input gradient (3), so forward+backward moves 5.
+Without torch installed the table has no torch column. See ``numbanorm.bench.measure`` for how
+samples from a busy machine are kept out.
 """
 
 import argparse
@@ -107,7 +107,7 @@ def _table(cases, merged, nbytes, out: TextIO) -> None:
             print(line, file=out)
         if copy:
             print(
-                f"{'':18} {'numpy copy':17} {dtype:8} {layout:14} {copy * 1e3:8.3f}",
+                f"{'':18} {'copy':17} {dtype:8} {layout:14} {copy * 1e3:8.3f}",
                 end="",
                 file=out,
             )

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-COPY = "numpy_copy"
+COPY = "copy"
 
 
 def case_key(norm: str, phase: str, dtype: str, layout: str) -> str:
@@ -19,14 +19,18 @@ def case_key(norm: str, phase: str, dtype: str, layout: str) -> str:
 
 
 def run(library: str, settings: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
-    """Time every phase of every case in ``settings["cases"]`` (and, for numbanorm, a numpy
-    copy of each input: the memory-bandwidth yardstick)."""
+    """Time every phase of every case in ``settings["cases"]`` (and, for numbanorm, a copy of
+    each input on the same threads: the memory-bandwidth yardstick)."""
     from numbanorm.bench.cases import NORMS, PHASES, Case, import_library, random_array
     from numbanorm.bench.measure import measure
 
     import_library(library)
     timing = {k: settings[k] for k in ("samples", "batch_seconds", "max_foreign", "budget_seconds")}
     results = {}
+    if library == "numbanorm":
+        from numbanorm.bench.copy_kernel import parallel_copy as copy
+    else:
+        copy = None
     for name, dtype, layout in settings["cases"]:
         norm = NORMS[name]
         case = Case(library, norm, norm.timed_shape, dtype, layout)
@@ -34,11 +38,12 @@ def run(library: str, settings: dict[str, Any]) -> dict[str, dict[str, list[floa
         for phase in PHASES:
             results[case_key(name, phase, dtype, layout)] = measure(getattr(case, phase), **timing)
         del case
-        if library == "numbanorm":
-            x = random_array(norm.timed_shape, dtype, layout)
+        if copy is not None:
+            # The input's memory as one run, in its own order (ravel('K') makes no copy).
+            x = random_array(norm.timed_shape, dtype, layout).ravel("K")
             out = np.empty_like(x)
             results[case_key(name, COPY, dtype, layout)] = measure(
-                lambda x=x, out=out: np.copyto(out, x), **timing
+                lambda x=x, out=out: copy(x, out), **timing
             )
     return results
 
