@@ -21,7 +21,7 @@ def ratios(raw: dict) -> dict[str, dict[str, float]]:
             continue
         ours = statistics.median(entry["kept"] or entry["noisy"])
         theirs = statistics.median(other["kept"] or other["noisy"])
-        out.setdefault(f"{norm}\n{dtype} {layout}", {})[phase] = theirs / ours
+        out.setdefault(f"{norm} {dtype} {layout}", {})[phase] = theirs / ours
     return out
 
 
@@ -33,7 +33,7 @@ def plot(raw: dict, path: str) -> None:
 
     table = ratios(raw)
     phases = ["train_forward", "eval_forward", "forward_backward"]
-    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(table)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(table)), 6))
     width = 0.8 / len(phases)
     for k, phase in enumerate(phases):
         xs = [i + (k - 1) * width for i in range(len(table))]
@@ -41,7 +41,7 @@ def plot(raw: dict, path: str) -> None:
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
     ax.set_ylabel("torch time / numbanorm time")
-    ax.set_xticks(range(len(table)), list(table), fontsize=7)
+    ax.set_xticks(range(len(table)), list(table), fontsize=8, rotation=60, ha="right")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -70,6 +70,6 @@ def test_plot_of_the_raw_samples(tmp_path):
         "torch|LayerNorm|train_forward|float32|contiguous": {"kept": [], "noisy": [4.0]},
         "numbanorm|LayerNorm|copy|float32|contiguous": {"kept": [0.5], "noisy": []},
     }
-    assert ratios(raw) == {"LayerNorm\nfloat32 contiguous": {"train_forward": 2.0}}
+    assert ratios(raw) == {"LayerNorm float32 contiguous": {"train_forward": 2.0}}
     plot(raw, str(tmp_path / "ratios.png"))
     assert (tmp_path / "ratios.png").stat().st_size > 1000
