@@ -21,6 +21,7 @@ import numpy as np
 from numba import cuda
 
 from numbanorm.kernels.config import THREADS_PER_BLOCK, cuda_device, cuda_kernel
+from numbanorm.kernels.cuda.channel_access import load, store
 from numbanorm.kernels.cuda.device_math import inverse_sqrt
 
 # Elements of one block's row chunk. The split depends on the shape only, like the CPU kernels'.
@@ -43,22 +44,6 @@ def _dims(x, channels_last):
     if channels_last:
         return x.shape[0], x.shape[2], x.shape[1]
     return x.shape[0], x.shape[1], x.shape[2]
-
-
-@cuda_device
-def _load(x, i, c, j, channels_last):
-    """Element ``(i, c, j)`` of the ``(N, C, S)`` tensor, in float64."""
-    if channels_last:
-        return np.float64(x[i, j, c])
-    return np.float64(x[i, c, j])
-
-
-@cuda_device
-def _store(y, i, c, j, channels_last, value):
-    if channels_last:
-        y[i, j, c] = value
-    else:
-        y[i, c, j] = value
 
 
 @cuda_device
@@ -120,14 +105,14 @@ def _load_rows(x, c, rows, count, channels_last, values):
     """Channel ``c`` of the first ``count`` ``rows``, into ``values``."""
     for k in range(_UNROLL):
         if k < count:
-            values[k] = _load(x, rows[k, 0], c, rows[k, 1], channels_last)
+            values[k] = load(x, rows[k, 0], c, rows[k, 1], channels_last)
 
 
 @cuda_device
 def _store_rows(y, c, rows, count, channels_last, values):
     for k in range(_UNROLL):
         if k < count:
-            _store(y, rows[k, 0], c, rows[k, 1], channels_last, values[k])
+            store(y, rows[k, 0], c, rows[k, 1], channels_last, values[k])
 
 
 @cuda_device
@@ -220,7 +205,7 @@ def _moments(x, channels_last, lanes, partials):
     s1 = 0.0
     s2 = 0.0
     if c < channels and r < stop:
-        shift = _load(x, 0, c, 0, channels_last)
+        shift = load(x, 0, c, 0, channels_last)
         rows = cuda.local.array((_UNROLL, 2), np.int64)
         xs = cuda.local.array(_UNROLL, np.float64)
         i, j, di, dj = _first_row(r, step, s)
@@ -253,7 +238,7 @@ def _finish_stats(
     s1, s2 = _block_sums(shared, s1, s2, lanes)
     if cuda.threadIdx.x < lanes and c < channels:
         count = n * s
-        shift = _load(x, 0, c, 0, channels_last) if count > 0 else 0.0
+        shift = load(x, 0, c, 0, channels_last) if count > 0 else 0.0
         _finish_channel(
             c, s1, s2, shift, count, eps, momentum, running_mean, running_var, mean, invstd
         )

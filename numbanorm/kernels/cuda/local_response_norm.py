@@ -19,6 +19,7 @@ import numpy as np
 from numba import cuda
 
 from numbanorm.kernels.config import THREADS_PER_BLOCK, cuda_device, cuda_kernel
+from numbanorm.kernels.cuda.channel_access import load, store
 
 # Blocks of a launch at most; threads stride over the rest. Each thread then works through
 # several elements, which pays for its index setup.
@@ -59,22 +60,6 @@ def _channel_index(a, b, e, channels_last):
 
 
 @cuda_device
-def _load(x, i, c, j, channels_last):
-    """Element ``(i, c, j)`` of the ``(N, C, S)`` tensor, in float64."""
-    if channels_last:
-        return np.float64(x[i, j, c])
-    return np.float64(x[i, c, j])
-
-
-@cuda_device
-def _store(y, i, c, j, channels_last, value):
-    if channels_last:
-        y[i, j, c] = value
-    else:
-        y[i, c, j] = value
-
-
-@cuda_device
 def _scale(x, i, c, j, channels_last, size, alpha, beta, k, floor_mean):
     """``(d**-beta, d)`` at element ``(i, c, j)``.
 
@@ -84,7 +69,7 @@ def _scale(x, i, c, j, channels_last, size, alpha, beta, k, floor_mean):
     channels = x.shape[2] if channels_last else x.shape[1]
     v = 0.0
     for w in range(max(c - size // 2, 0), min(c + (size - 1) // 2, channels - 1) + 1):
-        value = _load(x, i, w, j, channels_last)
+        value = load(x, i, w, j, channels_last)
         v += value * value
     if floor_mean:
         # The floor of a mean that is never negative, in float64 (math.floor gives an int64).
@@ -103,7 +88,7 @@ def _forward(x, size, alpha, beta, k, floor_mean, channels_last, y):
     while a < x.shape[0]:
         i, c, j = _channel_index(a, b, e, channels_last)
         s, _ = _scale(x, i, c, j, channels_last, size, alpha, beta, k, floor_mean)
-        _store(y, i, c, j, channels_last, _load(x, i, c, j, channels_last) * s)
+        store(y, i, c, j, channels_last, load(x, i, c, j, channels_last) * s)
         a, b, e = _advance(a, b, e, step_a, step_b, step_e, x.shape)
 
 
@@ -117,8 +102,8 @@ def _window_terms(dy, x, size, alpha, beta, k, channels_last, terms):
     while a < x.shape[0]:
         i, c, j = _channel_index(a, b, e, channels_last)
         s, d = _scale(x, i, c, j, channels_last, size, alpha, beta, k, False)
-        g = _load(dy, i, c, j, channels_last)
-        terms[a, b, e] = g * _load(x, i, c, j, channels_last) * s / d
+        g = load(dy, i, c, j, channels_last)
+        terms[a, b, e] = g * load(x, i, c, j, channels_last) * s / d
         a, b, e = _advance(a, b, e, step_a, step_b, step_e, x.shape)
 
 
@@ -134,13 +119,13 @@ def _input_grad(dy, x, size, alpha, beta, k, channels_last, coefficient, terms, 
     while a < x.shape[0]:
         i, c, j = _channel_index(a, b, e, channels_last)
         s, _ = _scale(x, i, c, j, channels_last, size, alpha, beta, k, False)
-        value = _load(dy, i, c, j, channels_last) * s
+        value = load(dy, i, c, j, channels_last) * s
         if coefficient != 0.0:
             v = 0.0
             for w in range(max(c - (size - 1) // 2, 0), min(c + size // 2, channels - 1) + 1):
-                v += _load(terms, i, w, j, channels_last)
-            value -= coefficient * _load(x, i, c, j, channels_last) * v
-        _store(dx, i, c, j, channels_last, value)
+                v += load(terms, i, w, j, channels_last)
+            value -= coefficient * load(x, i, c, j, channels_last) * v
+        store(dx, i, c, j, channels_last, value)
         a, b, e = _advance(a, b, e, step_a, step_b, step_e, x.shape)
 
 

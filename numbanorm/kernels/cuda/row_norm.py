@@ -73,6 +73,16 @@ def _tree_sum2(sh1, sh2, a, b, span, unit):
 
 
 @cuda_device
+def _channel_piece(width, pieces, channels):
+    """``(i, c, k, lane)``: the sample, channel and piece this thread's segment of ``width``
+    threads takes in an ``(N, C, S)`` view cut in ``pieces`` per channel, and its lane."""
+    q, lane = _segment(width)
+    row = q // pieces
+    i = row // channels
+    return i, row - i * channels, q - row * pieces, lane
+
+
+@cuda_device
 def _segment(width):
     """``(piece, lane)``: which piece of work (a row, or part of one) this thread's segment of
     ``width`` consecutive threads takes, and the thread's place in the segment."""
@@ -243,11 +253,7 @@ def _channel_moments_ncs(width, x, groups, part1, part2):
     n, channels, s = x.shape
     pieces = part1.shape[1]
     per_group = channels // groups
-    q, lane = _segment(width)
-    row = q // pieces
-    k = q - row * pieces
-    i = row // channels
-    c = row - i * channels
+    i, c, k, lane = _channel_piece(width, pieces, channels)
     s1 = 0.0
     s2 = 0.0
     if i < n:
@@ -295,11 +301,7 @@ def _channel_grad_sums_ncs(width, dy, x, groups, mean, part_dy, part_dyx):
     n, channels, s = x.shape
     pieces = part_dy.shape[1]
     per_group = channels // groups
-    q, lane = _segment(width)
-    row = q // pieces
-    k = q - row * pieces
-    i = row // channels
-    c = row - i * channels
+    i, c, k, lane = _channel_piece(width, pieces, channels)
     sdy = 0.0
     sdyx = 0.0
     if i < n:
