@@ -7,6 +7,8 @@ import sys
 
 from hypothesis import HealthCheck, settings
 
+from tests.simulator_shared_arrays import lock_shared_arrays
+
 
 def _cuda_gpu_present() -> bool:
     """Whether the CUDA driver loads and sees a GPU (asked of the driver itself, since importing
@@ -34,6 +36,7 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _cuda_gpu_present():
 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     os.environ.setdefault("NUMBANORM_THREADS_PER_BLOCK", "32")
     sys.setswitchinterval(1e-4)
+    lock_shared_arrays()
 
 # Test inputs are tiny, and tiny inputs would all run the kernels' serial twins; run the parallel
 # kernels, which users' real inputs run. tests/kernels checks that the twins agree with them.
