@@ -23,7 +23,15 @@ _FREED = (
     "graph a second time or if you need to access saved tensors after calling backward."
 )
 
-_state = threading.local()
+
+class _GradMode(threading.local):
+    """Whether this thread records on the tape: a class default, so reading it never raises
+    (``getattr`` with a default costs a caught AttributeError in every new thread's reads)."""
+
+    enabled = True
+
+
+_state = _GradMode()
 
 # The devices a Function runs on: CPU only unless it says otherwise.
 CPU_ONLY = frozenset({"cpu"})
@@ -32,7 +40,7 @@ ALL_DEVICES = frozenset({"cpu", "cuda"})
 
 def is_grad_enabled() -> bool:
     """Whether operations are recorded on the tape (torch.is_grad_enabled)."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 class no_grad:
@@ -71,18 +79,19 @@ class Context:
     results are freed as soon as nobody else holds them, as in torch.
     """
 
-    def __init__(self, function: type[Function], args: tuple, needs_input_grad: tuple):
+    def __init__(
+        self,
+        function: type[Function],
+        needs_input_grad: tuple,
+        tensor_inputs: tuple,
+        edges: tuple,
+        metas: tuple,
+    ):
         self.function = function
         self.needs_input_grad = needs_input_grad
-        self._edges = tuple(
-            (a if a._ctx is None else a._ctx) if needs else None
-            for a, needs in zip(args, needs_input_grad, strict=True)
-        )
-        self._metas = tuple(
-            (a.shape, a.dtype) if needs else None
-            for a, needs in zip(args, needs_input_grad, strict=True)
-        )
-        self._tensor_inputs: tuple = ()
+        self._tensor_inputs = tensor_inputs
+        self._edges = edges
+        self._metas = metas
         self._saved: tuple | None = ()
         self.freed = False
 
@@ -127,17 +136,31 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any) -> Tensor:
-        from numbanorm.tensor import Tensor
-
+        Tensor = tensor_module.Tensor
         if "cuda" not in cls.devices:
             _refuse_cuda(cls, args, Tensor)
         record = is_grad_enabled()
-        needs = tuple(record and isinstance(a, Tensor) and a.requires_grad for a in args)
-        ctx = Context(cls, args, needs)
-        ctx._tensor_inputs = tuple(isinstance(a, Tensor) for a in args)
-        out = cls.forward(ctx, *(a.data if isinstance(a, Tensor) else a for a in args))
-        result = Tensor._wrap(out, requires_grad=any(needs))
-        if result.requires_grad:
+        # One pass over the arguments: on a tiny input this bookkeeping costs more than the kernel.
+        arrays, needs, tensors, edges, metas = [], [], [], [], []
+        for a in args:
+            if isinstance(a, Tensor):
+                needs_grad = record and a._requires_grad
+                arrays.append(a.data)
+                tensors.append(True)
+                edges.append((a if a._ctx is None else a._ctx) if needs_grad else None)
+                metas.append((a.shape, a.dtype) if needs_grad else None)
+            else:
+                needs_grad = False
+                arrays.append(a)
+                tensors.append(False)
+                edges.append(None)
+                metas.append(None)
+            needs.append(needs_grad)
+        needs = tuple(needs)
+        ctx = Context(cls, needs, tuple(tensors), tuple(edges), tuple(metas))
+        out = cls.forward(ctx, *arrays)
+        result = Tensor._wrap(out, requires_grad=True in needs)
+        if result._requires_grad:
             result._ctx = ctx
         return result
 
@@ -180,7 +203,7 @@ def _sum_to_shape(grad: Any, shape: tuple) -> Any:
 
 def _input_grads(ctx: Context, grad: Any) -> tuple:
     """The gradients ``ctx``'s backward returns, checked and shaped as torch's engine does."""
-    name = f"{ctx.function.__name__}Backward"
+    name = ctx.function.__name__ + "Backward"
     result = ctx.function.backward(ctx, grad)
     result = result if isinstance(result, tuple) else (result,)
     expected = len(ctx._edges)
@@ -287,3 +310,8 @@ def _topological_order(start: Any) -> list[Any]:
             stack.extend((parent, False) for parent in node._edges if parent is not None)
     order.reverse()
     return order
+
+
+# Last: numbanorm.tensor builds its own Functions on the classes above. A module-level name, since
+# an import statement in ``Function.apply`` would cost a microsecond on every call.
+import numbanorm.tensor as tensor_module  # noqa: E402

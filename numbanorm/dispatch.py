@@ -15,12 +15,16 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 _BACKEND_MODULES = {"cpu": "numbanorm.backends.cpu", "cuda": "numbanorm.backends.cuda"}
 _loaded: dict[str, ModuleType] = {}  # a dict lookup: every kernel call goes through backend()
 
 
 def device_of(array: Any) -> str:
     """The device an array lives on: ``"cuda"`` for a CUDA array, ``"cpu"`` otherwise."""
+    if type(array) is np.ndarray:  # the common case, asked several times per call
+        return "cpu"
     cuda = hasattr(array, "__cuda_array_interface__") or hasattr(array, "copy_to_host")
     return "cuda" if cuda else "cpu"
 

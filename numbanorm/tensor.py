@@ -168,7 +168,7 @@ class Tensor:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self.data.dtype)
+        return self.data.dtype
 
     @property
     def device(self) -> Device:

@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["--small", "--samples", "2", "--budget", "1", "--max-foreign", "1", "--batch-seconds", "0"]
+QUICK = [
+    "--shapes",
+    "small",
+    "--samples",
+    "2",
+    "--budget",
+    "1",
+    "--max-foreign",
+    "1",
+    "--batch-seconds",
+    "0",
+]
 
 
 def bench(*options, env=None):
@@ -54,6 +65,29 @@ def test_table_without_torch(tmp_path):
     eval_row = rows(result.stdout, "eval_forward")[0]
     assert eval_row[:3] == ["RMSNorm", "eval_forward", "float32"]
     assert eval_row[-1].endswith("%")
+
+
+def test_large_shapes_hold_100_mb_or_more_in_float32():
+    """``--shapes large`` (``NUMBANORM_BENCH_SHAPES=large``): every norm's input is past 100 MB."""
+    code = (
+        "from math import prod; from numbanorm.bench.cases import NORMS; "
+        "print(min(prod(n.timed_shape) * 4 for n in NORMS.values()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NUMBANORM_BENCH_SHAPES": "large"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 100_000_000
+
+
+def test_large_table():
+    result = bench("--norms", "RMSNorm", "--dtypes", "float32", "--shapes", "large")
+    assert result.returncode == 0, result.stderr
+    assert "large shapes" in result.stdout.splitlines()[0]
+    assert rows(result.stdout, "eval_forward")[0][-1].endswith("%")
 
 
 def test_unknown_norm_is_a_usage_error():

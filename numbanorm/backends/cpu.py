@@ -71,8 +71,14 @@ def inverse_std(var: np.ndarray, eps: float) -> np.ndarray:
         return 1.0 / np.sqrt(var.astype(np.float64).reshape(-1) + eps)
 
 
+_kernels: dict[tuple[str, str], Callable] = {}
+
+
 def kernel(family: str, name: str, size: int) -> Callable:
     """Kernel ``name`` of module ``family`` (importing it imports numba): the parallel kernel, or
     its serial twin for an input of fewer than ``NUMBANORM_PARALLEL_MIN_SIZE`` elements."""
-    function = getattr(importlib.import_module(f"numbanorm.kernels.cpu.{family}"), name)
+    function = _kernels.get((family, name))
+    if function is None:
+        module = importlib.import_module(f"numbanorm.kernels.cpu.{family}")
+        function = _kernels[family, name] = getattr(module, name)
     return function if size >= PARALLEL_MIN_SIZE else function.serial

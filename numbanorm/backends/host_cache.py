@@ -61,11 +61,11 @@ def _drop_free_buffers(needed: int) -> None:
 def empty(shape: Any, dtype: Any = float) -> np.ndarray:
     """An uninitialized C-contiguous array, like ``np.empty(shape, dtype)``."""
     dtype = np.dtype(dtype)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    count = prod(shape)
+    count = shape if isinstance(shape, int) else prod(shape)
     nbytes = count * dtype.itemsize
     if nbytes < MIN_BYTES or nbytes > CAPACITY:
         return np.empty(shape, dtype)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
     size = -(-nbytes // _PAGE) * _PAGE
     with _lock:
         buffer = _free(size)

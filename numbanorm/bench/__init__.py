@@ -35,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtypes", nargs="+", help="float32 and/or float64 (default: both)")
     parser.add_argument("--layouts", nargs="+", help="contiguous and/or channels_last")
     parser.add_argument(
-        "--small", action="store_true", help="small float32 inputs (a check that all runs)"
+        "--shapes",
+        choices=["full", "small", "large"],
+        default="full",
+        help="the shapes users meet (full), small float32 inputs (a check that all runs) or "
+        "inputs of 100 MB or more (large)",
     )
     parser.add_argument("--json", help="also write the raw samples (seconds) to this file")
 
@@ -74,14 +78,14 @@ def _median(entry: dict | None) -> tuple[float | None, str]:
 
 
 def _table(cases, merged, nbytes, out: TextIO) -> None:
-    from numbanorm.bench.cases import PHASES, THREADS
+    from numbanorm.bench.cases import PHASES, SHAPES, THREADS
     from numbanorm.bench.worker import COPY, case_key
 
     has_torch = any(key.startswith("torch|") for key in merged)
     columns = f"{'norm':18} {'phase':17} {'dtype':8} {'layout':14} {'numbanorm ms':>14}"
     columns += f" {'torch ms':>14} {'torch/nb':>9}" if has_torch else ""
     columns += f" {'GB/s':>7} {'of copy':>8}"
-    print(f"{THREADS} threads each; medians of the quiet samples", file=out)
+    print(f"{THREADS} threads each, {SHAPES} shapes; medians of the quiet samples", file=out)
     print(columns, file=out)
     print("-" * len(columns), file=out)
     ratios = []
@@ -122,8 +126,7 @@ def _table(cases, merged, nbytes, out: TextIO) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Run the benchmark workers and print the table; return the exit status."""
-    if args.small:
-        os.environ["NUMBANORM_BENCH_SHAPES"] = "small"
+    os.environ["NUMBANORM_BENCH_SHAPES"] = args.shapes
     from math import prod
 
     import numpy as np

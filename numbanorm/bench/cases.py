@@ -13,7 +13,8 @@ parameter set's inputs and modules and runs the three phases:
 
 The asv suite (``benchmarks/``) and ``python -m numbanorm bench`` both run these cases. Threads:
 ``NUMBANORM_BENCH_THREADS`` (default 2) for each library. ``NUMBANORM_BENCH_SHAPES=small`` runs
-every case on a small float32 input instead.
+every case on a small float32 input instead, ``NUMBANORM_BENCH_SHAPES=large`` on an input of
+100 MB or more in float32 (where a forward must run at the memory's speed).
 """
 
 import os
@@ -31,10 +32,11 @@ if THREADS < 1:
     raise ValueError(f"NUMBANORM_BENCH_THREADS must be >= 1, got {THREADS}")
 
 # "small" runs every benchmark on a small float32 input: CI's quick run checks that the whole
-# suite runs, in minutes, without measuring anything worth keeping.
+# suite runs, in minutes, without measuring anything worth keeping. "large" runs every one on an
+# input of 100 MB or more (in float32): far beyond the caches, where only memory speed counts.
 SHAPES = os.environ.get("NUMBANORM_BENCH_SHAPES", "full")
-if SHAPES not in ("full", "small"):
-    raise ValueError(f"NUMBANORM_BENCH_SHAPES must be 'full' or 'small', got {SHAPES!r}")
+if SHAPES not in ("full", "small", "large"):
+    raise ValueError(f"NUMBANORM_BENCH_SHAPES must be 'full', 'small' or 'large', got {SHAPES!r}")
 DTYPES = ["float32"] if SHAPES == "small" else ["float32", "float64"]
 
 # numba sizes its thread pool from NUMBA_NUM_THREADS when it is first imported, and
@@ -144,12 +146,13 @@ class Norm:
     shape: tuple
     layouts: tuple
     small_shape: tuple
+    large_shape: tuple
 
     @property
     def timed_shape(self) -> tuple:
-        """``shape``, or ``small_shape`` with ``NUMBANORM_BENCH_SHAPES=small`` (then float32
-        only, see ``SHAPES``)."""
-        return self.small_shape if SHAPES == "small" else self.shape
+        """``shape``; ``small_shape`` with ``NUMBANORM_BENCH_SHAPES=small`` (then float32 only),
+        ``large_shape`` with ``large`` (see ``SHAPES``)."""
+        return {"small": self.small_shape, "large": self.large_shape}.get(SHAPES, self.shape)
 
 
 NORMS = {
@@ -161,6 +164,7 @@ NORMS = {
             (32, 64, 56, 56),
             tuple(CHANNEL_LAYOUTS),
             (8, 64, 8, 8),
+            (32, 64, 112, 112),
         ),
         Norm(
             "InstanceNorm2d",
@@ -168,6 +172,7 @@ NORMS = {
             (32, 64, 56, 56),
             tuple(CHANNEL_LAYOUTS),
             (8, 64, 8, 8),
+            (32, 64, 112, 112),
         ),
         Norm(
             "GroupNorm",
@@ -175,6 +180,7 @@ NORMS = {
             (32, 64, 56, 56),
             tuple(CHANNEL_LAYOUTS),
             (8, 64, 8, 8),
+            (32, 64, 112, 112),
         ),
         Norm(
             "LayerNorm",
@@ -182,6 +188,7 @@ NORMS = {
             (8192, 768),
             (CONTIGUOUS,),
             (64, 768),
+            (32768, 768),
         ),
         Norm(
             "RMSNorm",
@@ -189,6 +196,7 @@ NORMS = {
             (8192, 768),
             (CONTIGUOUS,),
             (64, 768),
+            (32768, 768),
         ),
         Norm(
             "LocalResponseNorm",
@@ -196,6 +204,7 @@ NORMS = {
             (16, 64, 28, 28),
             tuple(CHANNEL_LAYOUTS),
             (4, 64, 8, 8),
+            (32, 64, 112, 112),
         ),
     )
 }

@@ -60,9 +60,12 @@ class BatchNorm(Function):
         eps: float,
     ) -> Any:
         channels = x.shape[1]
-        param_shapes = tuple(None if p is None else p.shape for p in (weight, bias))
-        given = [p for p in (weight, bias, running_mean) if p is not None]
-        param_dtype = given[0].dtype if given else x.dtype
+        param_shapes = (
+            None if weight is None else weight.shape,
+            None if bias is None else bias.shape,
+        )
+        given = weight if weight is not None else bias if bias is not None else running_mean
+        param_dtype = x.dtype if given is None else given.dtype
         xp = backend(device_of(x))
         work = xp.astype(x, np.float32) if x.dtype == np.float16 else x
         dtype = np.dtype(np.float32) if param_dtype == np.float16 else param_dtype

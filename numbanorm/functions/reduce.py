@@ -46,7 +46,9 @@ class Sum(Function):
         dtype = x.dtype if x.dtype.kind in "fc" else np.dtype(np.int64)
         # float16 accumulates in float32, as torch's CPU kernel does
         accumulate = np.float32 if dtype == np.float16 else dtype
-        result = x.sum(axis=axes, dtype=accumulate, keepdims=bool(keepdim))
+        # axis=None when all: numpy's tuple-of-axes path costs more than a tiny sum itself
+        axis = None if dim is None else axes
+        result = x.sum(axis=axis, dtype=accumulate, keepdims=bool(keepdim))
         return np.asarray(result, dtype=dtype)
 
     @staticmethod

@@ -31,7 +31,7 @@ def test_bench_is_registered_with_its_options(capsys):
     assert main(["bench", "--help"]) == 0
     help_text = capsys.readouterr().out
     for option in ("--samples", "--rounds", "--budget", "--norms", "--dtypes", "--layouts",
-                   "--small", "--json"):  # fmt: skip
+                   "--shapes", "--json"):  # fmt: skip
         assert option in help_text
 
 

@@ -162,26 +162,28 @@ class _BatchNorm(_NormBase):
         """Normalize ``input`` per channel; in training, update the running statistics."""
         input = as_tensor(input)
         self._check_input_dim(input)
+        weight, bias, running_mean, running_var, counter = self._members(
+            "weight", "bias", "running_mean", "running_var", "num_batches_tracked"
+        )
         tracking = self.training and self.track_running_stats
         factor = 0.0 if self.momentum is None else self.momentum
-        if tracking and self.num_batches_tracked is not None and self.momentum is None:
-            factor = 1.0 / float(self.num_batches_tracked.item() + 1)
-        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        if tracking and counter is not None and self.momentum is None:
+            factor = 1.0 / float(counter.item() + 1)
+        use_batch_stats = self.training or (running_mean is None and running_var is None)
         buffers_used = not self.training or self.track_running_stats
         output = F.batch_norm(
             input,
-            self.running_mean if buffers_used else None,
-            self.running_var if buffers_used else None,
-            self.weight,
-            self.bias,
+            running_mean if buffers_used else None,
+            running_var if buffers_used else None,
+            weight,
+            bias,
             use_batch_stats,
             factor,
             self.eps,
         )
         # torch bumps the counter before validating; here a failed call changes nothing.
-        if tracking and self.num_batches_tracked is not None:
-            counter = self.num_batches_tracked.data
-            backend(device_of(counter)).add(counter, 1, out=counter)
+        if tracking and counter is not None:
+            backend(device_of(counter.data)).add(counter.data, 1, out=counter.data)
         return output
 
 

@@ -226,6 +226,20 @@ class Module:
                 else:
                     object.__setattr__(self, name, value)
 
+    def _members(self, *names: str) -> tuple:
+        """Parameters or buffers ``names``, read straight from their stores: on a tiny input a
+        forward's ``__getattr__`` calls cost as much as its kernel. Raises as ``__getattr__``."""
+        parameters, buffers = self._parameters, self._buffers
+        found = []
+        for name in names:
+            if name in parameters:
+                found.append(parameters[name])
+            elif name in buffers:
+                found.append(buffers[name])
+            else:
+                raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        return tuple(found)
+
     def __getattr__(self, name: str) -> Any:
         for store in ("_parameters", "_buffers", "_modules"):
             values = self.__dict__.get(store)
