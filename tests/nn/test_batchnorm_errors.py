@@ -194,6 +194,18 @@ for names, training in itertools.product(
     )
 
 
+
+def _delete(name):
+    def setup(lib, module):
+        delattr(module, name)
+
+    return setup
+
+
+# A parameter or buffer deleted from the module: torch's AttributeError, from the forward.
+for name in ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]:
+    add_module(f"BatchNorm1d-del-{name}", "BatchNorm1d", (4, 3), setup=_delete(name))
+
 # ---- F.batch_norm ------------------------------------------------------------------------------
 
 
