@@ -67,6 +67,17 @@ def _finish_channel(
 
 
 @cpu_helper
+def _column_sum(part, c):
+    """Column ``c`` of the partials ``part``, added in row order. A helper, not ``.sum()``: in a
+    parallel kernel numba turns ``.sum()`` into a parallel reduction of its own, one launch (and
+    thread wake-up) per channel, which cost more than the whole channels-last pass."""
+    total = 0.0
+    for t in range(part.shape[0]):
+        total += part[t, c]
+    return total
+
+
+@cpu_helper
 def _row(r, s):
     i = r // s
     return i, r - i * s
@@ -218,7 +229,7 @@ def batch_norm_train_nsc(
     scale = np.empty(channels)
     for c in range(channels):
         scale[c] = _finish_channel(
-            c, part1[:, c].sum(), part2[:, c].sum(), shift[c], rows, weight, eps,
+            c, _column_sum(part1, c), _column_sum(part2, c), shift[c], rows, weight, eps,
             momentum, running_mean, running_var, mean, invstd,
         )  # fmt: skip
     for t in prange(chunks):
@@ -321,7 +332,7 @@ def batch_norm_backward_nsc(dy, x, weight, mean, invstd, train, dx, dweight, dbi
     k_0 = np.empty(channels)
     for c in range(channels):
         k_dy[c], k_x[c], k_0[c] = _grad_coefficients(
-            c, part_dy[:, c].sum(), part_dyx[:, c].sum(), rows, weight, invstd, train,
+            c, _column_sum(part_dy, c), _column_sum(part_dyx, c), rows, weight, invstd, train,
             dweight, dbias,
         )  # fmt: skip
     if dx.size > 0:
