@@ -203,7 +203,7 @@ def _sum_to_shape(grad: Any, shape: tuple) -> Any:
 
 def _input_grads(ctx: Context, grad: Any) -> tuple:
     """The gradients ``ctx``'s backward returns, checked and shaped as torch's engine does."""
-    name = ctx.function.__name__ + "Backward"
+    name = f"{ctx.function.__name__}Backward"
     result = ctx.function.backward(ctx, grad)
     result = result if isinstance(result, tuple) else (result,)
     expected = len(ctx._edges)

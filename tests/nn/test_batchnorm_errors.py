@@ -194,7 +194,6 @@ for names, training in itertools.product(
     )
 
 
-
 def _delete(name):
     def setup(lib, module):
         delattr(module, name)

@@ -237,15 +237,18 @@ class Module:
             elif name in buffers:
                 found.append(buffers[name])
             else:
-                raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+                raise self._no_attribute(name)
         return tuple(found)
+
+    def _no_attribute(self, name: str) -> AttributeError:
+        return AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __getattr__(self, name: str) -> Any:
         for store in ("_parameters", "_buffers", "_modules"):
             values = self.__dict__.get(store)
             if values is not None and name in values:
                 return values[name]
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        raise self._no_attribute(name)
 
     def __delattr__(self, name: str) -> None:
         if name in self._parameters:
