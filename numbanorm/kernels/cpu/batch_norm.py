@@ -8,7 +8,9 @@ contiguous NCHW or channels-last tensor:
 
 Any strides are correct; C-contiguous views are fast. Statistics accumulate in float64 whatever
 the input dtype, shifted by the channel's first value so that a large mean offset does not cancel
-the variance away, and every output is computed in float64 before its final rounding. Arguments
+the variance away, and every output is computed in float64 before its final rounding, but for the
+eval forward's channels near zero mean, which run in the input's dtype as torch's (see
+``_EVAL_NATIVE_MAX_MEAN``). Arguments
 that are optional in torch are arrays here: ``weight`` and ``bias`` are always given (ones and
 zeros without affine), and an output or running buffer of size 0 is neither computed nor
 updated. ``mean`` and ``invstd`` are float64 ``(C,)`` arrays: written by the training forward,
@@ -27,6 +29,13 @@ from numbanorm.kernels.config import cpu_helper, cpu_kernel
 # the same bits whatever NUMBA_NUM_THREADS is.
 _CHUNK_ELEMENTS = 16384
 _MAX_CHUNKS = 256
+# An eval channel whose running mean lies within this many standard deviations (sqrt(var + eps))
+# of 0 runs in the input's dtype, as torch's does: rounding scale and offset to float32 then costs
+# at most about 2*8 + 1 float32 ulps of |weight| in y, and the pass is a quarter faster than in
+# float64. A channel further out (a large mean offset, whose float32 offset would cancel most of
+# y's digits) or with non-finite float32 coefficients runs in float64, rounded once at the end.
+# Coefficients exact in the input's dtype (always, for float64 input) make the two passes one.
+_EVAL_NATIVE_MAX_MEAN = 8.0
 
 
 @cpu_helper
@@ -154,25 +163,64 @@ def _normalize_nsc_rows(x, mean, scale, bias, y, start, stop):
 
 
 @cpu_helper
+def _affine(x, scale, offset, y):
+    """``y = x*scale + offset`` along one stretch, in the wider of the dtypes of ``x`` and
+    ``scale``."""
+    for j in range(x.size):
+        y[j] = x[j] * scale + offset
+
+
+@cpu_helper
 def _affine_nsc_rows(x, scale, offset, y, start, stop):
     s = x.shape[1]
     for r in range(start, stop):
         i = r // s
         j = r - i * s
         for c in range(x.shape[2]):
-            y[i, j, c] = np.float64(x[i, j, c]) * scale[c] + offset[c]
+            y[i, j, c] = x[i, j, c] * scale[c] + offset[c]
 
 
 @cpu_helper
-def _eval_scale_offset(weight, bias, mean, var, eps):
-    # As torch: invstd = 1/sqrt(var + eps) with no guard, so var + eps == 0 gives inf/NaN.
+def _affine_nsc_rows_mixed(x, native, scale, offset, scale_x, offset_x, y, start, stop):
+    """``_affine_nsc_rows`` with each channel in the dtype ``native`` picks for it."""
+    s = x.shape[1]
+    for r in range(start, stop):
+        i = r // s
+        j = r - i * s
+        for c in range(x.shape[2]):
+            if native[c]:
+                y[i, j, c] = x[i, j, c] * scale_x[c] + offset_x[c]
+            else:
+                y[i, j, c] = np.float64(x[i, j, c]) * scale[c] + offset[c]
+
+
+@cpu_helper
+def _eval_coefficients(weight, bias, mean, var, eps, like):
+    """Per channel, ``scale`` and ``offset`` of ``y = x*scale + offset`` in float64 and rounded to
+    the dtype of array ``like``, and whether the channel runs in that dtype (``native``); also
+    whether every channel does.
+
+    As torch: ``scale = weight * invstd``, ``invstd = 1/sqrt(var + eps)`` with no guard, so
+    ``var + eps == 0`` gives inf/NaN.
+    """
     channels = weight.size
     scale = np.empty(channels)
     offset = np.empty(channels)
+    scale_x = np.empty(channels, like.dtype)
+    offset_x = np.empty(channels, like.dtype)
+    native = np.empty(channels, np.bool_)
+    all_native = True
     for c in range(channels):
-        scale[c] = weight[c] / np.sqrt(np.float64(var[c]) + eps)
+        inv = 1.0 / np.sqrt(np.float64(var[c]) + eps)
+        scale[c] = weight[c] * inv
         offset[c] = bias[c] - mean[c] * scale[c]
-    return scale, offset
+        scale_x[c] = scale[c]
+        offset_x[c] = offset[c]
+        exact = scale_x[c] == scale[c] and offset_x[c] == offset[c]
+        near = abs(np.float64(mean[c])) * inv <= _EVAL_NATIVE_MAX_MEAN
+        native[c] = exact or (near and np.isfinite(scale_x[c]) and np.isfinite(offset_x[c]))
+        all_native = all_native and native[c]
+    return scale, offset, scale_x, offset_x, native, all_native
 
 
 @cpu_kernel
@@ -239,31 +287,37 @@ def batch_norm_train_nsc(
 
 @cpu_kernel
 def batch_norm_eval_ncs(x, weight, bias, running_mean, running_var, eps, y):
-    """Inference forward on an ``(N, C, S)`` view: ``y = x*scale + offset`` from running stats.
-
-    torch's own formula, kept so that ``var + eps == 0`` gives the same inf/NaN as torch.
-    """
+    """Inference forward on an ``(N, C, S)`` view: ``y = x*scale + offset`` from running stats,
+    torch's own formula, in the input's dtype where that is accurate (see
+    ``_EVAL_NATIVE_MAX_MEAN``), in float64 elsewhere."""
     n, channels, s = x.shape
-    scale, offset = _eval_scale_offset(weight, bias, running_mean, running_var, eps)
+    scale, offset, scale_x, offset_x, native, _ = _eval_coefficients(
+        weight, bias, running_mean, running_var, eps, x
+    )
     for t in prange(n * channels):
         i = t // channels
         c = t - i * channels
-        a = scale[c]
-        b = offset[c]
-        for j in range(s):
-            y[i, c, j] = np.float64(x[i, c, j]) * a + b
+        if native[c]:
+            _affine(x[i, c], scale_x[c], offset_x[c], y[i, c])
+        else:
+            _affine(x[i, c], scale[c], offset[c], y[i, c])
 
 
 @cpu_kernel
 def batch_norm_eval_nsc(x, weight, bias, running_mean, running_var, eps, y):
-    """Inference forward on an ``(N, S, C)`` view, arguments as the ncs kernel."""
+    """Inference forward on an ``(N, S, C)`` view, arguments and numerics as the ncs kernel."""
     n, s, channels = x.shape
     rows = n * s
     chunks = _chunk_count(rows, channels)
-    scale, offset = _eval_scale_offset(weight, bias, running_mean, running_var, eps)
+    scale, offset, scale_x, offset_x, native, all_native = _eval_coefficients(
+        weight, bias, running_mean, running_var, eps, x
+    )
     for t in prange(chunks):
         start, stop = _chunk_bounds(t, rows, chunks)
-        _affine_nsc_rows(x, scale, offset, y, start, stop)
+        if all_native:
+            _affine_nsc_rows(x, scale_x, offset_x, y, start, stop)
+        else:
+            _affine_nsc_rows_mixed(x, native, scale, offset, scale_x, offset_x, y, start, stop)
 
 
 @cpu_helper

@@ -17,12 +17,15 @@ shape. No atomics: the results are the same bits on every run. The launchers rea
 constants at each call, so tests can split tiny inputs over several blocks.
 """
 
+import math
+
 import numpy as np
 from numba import cuda
 
 from numbanorm.kernels.config import THREADS_PER_BLOCK, cuda_device, cuda_kernel
+from numbanorm.kernels.cpu.batch_norm import _EVAL_NATIVE_MAX_MEAN
 from numbanorm.kernels.cuda.channel_access import load, store
-from numbanorm.kernels.cuda.device_math import inverse_sqrt
+from numbanorm.kernels.cuda.device_math import inverse_sqrt, multiply_add
 
 # Elements of one block's row chunk. The split depends on the shape only, like the CPU kernels'.
 _CHUNK_ELEMENTS = 4096
@@ -268,15 +271,32 @@ def _normalize(x, weight, bias, mean, invstd, channels_last, lanes, y):
             r += _UNROLL * step
 
 
+@cuda_device
+def _eval_coefficients(weight, bias, mean, var, eps, like):
+    """A channel's ``scale`` and ``offset`` of ``y = x*scale + offset`` in float64 and rounded to
+    the dtype of array ``like``, and whether the channel runs in that dtype: the CPU kernels'
+    ``_eval_coefficients``, by the same rule."""
+    inv = inverse_sqrt(np.float64(var) + eps)
+    scale = weight * inv
+    offset = bias - mean * scale
+    scale_x = like.dtype.type(scale)
+    offset_x = like.dtype.type(offset)
+    exact = scale_x == scale and offset_x == offset
+    near = abs(np.float64(mean)) * inv <= _EVAL_NATIVE_MAX_MEAN
+    native = exact or (near and math.isfinite(scale_x) and math.isfinite(offset_x))
+    return native, scale, offset, scale_x, offset_x
+
+
 @cuda_kernel
 def _affine(x, weight, bias, running_mean, running_var, eps, channels_last, lanes, y):
-    """``y = x*scale + offset`` from running stats: torch's own formula, kept so that
-    ``var + eps == 0`` gives the same inf/NaN as torch."""
+    """``y = x*scale + offset`` from running stats: torch's own formula (``var + eps == 0`` gives
+    the same inf/NaN as torch), in the input's dtype or in float64 as the CPU kernels choose."""
     n, channels, s = _dims(x, channels_last)
     c, r, stop, step = _thread_rows(lanes, n * s)
     if c < channels and r < stop:
-        scale = weight[c] * inverse_sqrt(np.float64(running_var[c]) + eps)
-        offset = bias[c] - running_mean[c] * scale
+        native, scale, offset, scale_x, offset_x = _eval_coefficients(
+            weight[c], bias[c], running_mean[c], running_var[c], eps, x
+        )
         rows = cuda.local.array((_UNROLL, 2), np.int64)
         xs = cuda.local.array(_UNROLL, np.float64)
         i, j, di, dj = _first_row(r, step, s)
@@ -286,7 +306,10 @@ def _affine(x, weight, bias, running_mean, running_var, eps, channels_last, lane
             _load_rows(x, c, rows, count, channels_last, xs)
             for k in range(_UNROLL):
                 if k < count:
-                    xs[k] = xs[k] * scale + offset
+                    if native:
+                        xs[k] = multiply_add(x.dtype.type(xs[k]), scale_x, offset_x)
+                    else:
+                        xs[k] = multiply_add(xs[k], scale, offset)
             _store_rows(y, c, rows, count, channels_last, xs)
             r += _UNROLL * step
 

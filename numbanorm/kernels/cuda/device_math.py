@@ -10,6 +10,7 @@ import math
 
 import numba
 import numpy as np
+from numba import cuda
 from numba.cuda import libdevice
 
 from numbanorm.kernels.config import cuda_device
@@ -27,6 +28,12 @@ if numba.config.ENABLE_CUDASIM:
         """``a * b``, rounded on its own (Python never fuses it with an add)."""
         return a * b
 
+    @cuda_device
+    def multiply_add(a, b, c):
+        """``a*b + c`` in the dtype of ``a``, rounded once as by a GPU's FMA (for float32; a
+        float64 one can differ from it by the rounding of the sum to float64)."""
+        return type(a)(np.float64(a) * np.float64(b) + np.float64(c))
+
 else:
 
     @cuda_device
@@ -39,3 +46,9 @@ else:
         """``a * b`` rounded on its own, never fused with a later add or subtraction into an
         FMA, so that ``a*b - m`` is exactly 0 where ``m`` is the same rounded product."""
         return libdevice.dmul_rn(a, b)
+
+    @cuda_device
+    def multiply_add(a, b, c):
+        """``a*b + c`` in the dtype of ``a``, rounded once (an FMA), as the CPU kernels' fused
+        multiply-adds."""
+        return cuda.fma(a, b, c)

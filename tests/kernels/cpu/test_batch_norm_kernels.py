@@ -293,6 +293,45 @@ def test_large_mean_offset(layout):
     assert_close(y, as_view(expected, layout).astype(np.float32), "eval y")
 
 
+def test_eval_float32_channels_near_and_far_from_zero_mean():
+    """float32 eval runs a channel in float32 (as torch) while its running mean is within 8
+    standard deviations of 0, and in float64 further out, where float32 coefficients would cancel
+    y's digits away: near channels stay within a few dozen float32 ulps of ``|weight|``, far ones
+    within one ulp of a float64 reference, and a channel's result depends neither on the others'
+    path nor on the layout."""
+    n, s = 3, 40
+    means = np.array([0.5, -7.5, 8.5, 1e6], np.float32)
+    weight = np.array([1.0, 1.25, 0.75, 2.0], np.float32)
+    bias = np.array([0.1, -0.2, 0.3, 0.0], np.float32)
+    running_var = np.ones(4, np.float32)
+    x = (deterministic((n, 4, s), 11, np.float64, -3.0, 3.0) + means[:, None]).astype(np.float32)
+    scale = weight / np.sqrt(np.float64(1.0) + EPS)
+    want = (np.float64(x) - means[:, None]) * scale[:, None] + bias[:, None]
+
+    def evaluate(running_mean):
+        got = {}
+        for layout, (_, kernel, _) in KERNELS.items():
+            x3 = np.ascontiguousarray(as_view(x, layout))
+            y3 = np.empty_like(x3)
+            kernel(x3, weight, bias, running_mean, running_var, EPS, y3)
+            got[layout] = as_view(y3, layout)
+        np.testing.assert_array_equal(got["ncs"], got["nsc"])
+        return got["ncs"]
+
+    y = evaluate(means)
+    ulp = np.finfo(np.float32).eps
+    near_error = np.abs(y[:, :2] - want[:, :2]).max(axis=(0, 2))
+    assert (near_error <= 40 * ulp * (np.abs(weight[:2]) + np.abs(bias[:2]))).all(), near_error
+    # float64 rounds once at the end: an ulp of y, or the float64 cancellation of x*scale and
+    # offset near 2e6 (about 1e-9) where y is near 0.
+    far_error = np.abs(y[:, 2:] - want[:, 2:])
+    assert (far_error <= np.spacing(np.abs(want[:, 2:]).astype(np.float32)) + 1e-9).all()
+    # With every channel near zero mean the channels-last kernel takes its all-float32 pass.
+    near_means = means.copy()
+    near_means[2:] = 0.5
+    np.testing.assert_array_equal(evaluate(near_means)[:, :2], y[:, :2])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", KERNELS)
 def test_constant_channels(layout, dtype):

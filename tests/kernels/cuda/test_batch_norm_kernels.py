@@ -111,13 +111,20 @@ def test_train_forward_and_backward_match_cpu(layout, dtype, dims, any_strides, 
     assert_all_match(got, want)
 
 
-@pytest.mark.parametrize(("layout", "dtype", "dims", "any_strides"), [
-    ("ncs", np.float32, (3, 2, 100), True),
-    ("nsc", np.float64, (2, 3, 50), True),
+@pytest.mark.parametrize(("layout", "dtype", "dims", "any_strides", "far_mean"), [
+    ("ncs", np.float32, (3, 2, 100), True, False),
+    ("nsc", np.float64, (2, 3, 50), True, False),
+    ("ncs", np.float32, (2, 3, 40), False, True),
+    ("nsc", np.float32, (2, 3, 40), False, True),
 ])  # fmt: skip
-def test_eval_forward_and_backward_match_cpu(layout, dtype, dims, any_strides):
-    """Running statistics: ``y`` from them, and the backward with ``train=False``."""
+def test_eval_forward_and_backward_match_cpu(layout, dtype, dims, any_strides, far_mean):
+    """Running statistics: ``y`` from them, and the backward with ``train=False``. With
+    ``far_mean``, channel 1 sits at 1e6: float32 eval runs it in float64 and the others in
+    float32, on the GPU as on the CPU."""
     a = make_inputs(layout, dtype, *dims)
+    if far_mean:
+        a["running_mean"][1] = 1e6
+        (a["x"][:, 1] if layout == "ncs" else a["x"][:, :, 1])[...] += dtype(1e6)
     mean = a["running_mean"].astype(np.float64)
     invstd = 1.0 / np.sqrt(a["running_var"].astype(np.float64) + EPS)
     want = {"y": np.empty_like(a["x"]), "dx": np.empty_like(a["x"])}
