@@ -290,7 +290,7 @@ def batch_norm_eval_ncs(x, weight, bias, running_mean, running_var, eps, y):
     """Inference forward on an ``(N, C, S)`` view: ``y = x*scale + offset`` from running stats,
     torch's own formula, in the input's dtype where that is accurate (see
     ``_EVAL_NATIVE_MAX_MEAN``), in float64 elsewhere."""
-    n, channels, s = x.shape
+    n, channels = x.shape[:2]
     scale, offset, scale_x, offset_x, native, _ = _eval_coefficients(
         weight, bias, running_mean, running_var, eps, x
     )
