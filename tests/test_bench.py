@@ -107,3 +107,21 @@ def test_plot_of_the_raw_samples(tmp_path):
     assert ratios(raw) == {"LayerNorm float32 contiguous": {"train_forward": 2.0}}
     plot(raw, str(tmp_path / "ratios.png"))
     assert (tmp_path / "ratios.png").stat().st_size > 1000
+
+
+def test_bandwidth_yardsticks():
+    """The copy, ``2*a`` and ``a + b`` kernels the benchmarks measure memory speed with, on
+    enough elements to run on numba's thread pool."""
+    import numpy as np
+
+    from numbanorm.bench.copy_kernel import parallel_add, parallel_copy, parallel_scale
+
+    a = np.arange(100_000, dtype=np.float32)
+    b = np.full_like(a, 0.5)
+    out = np.empty_like(a)
+    parallel_copy(a, out)
+    np.testing.assert_array_equal(out, a)
+    parallel_scale(a, out)
+    np.testing.assert_array_equal(out, 2 * a)
+    parallel_add(a, b, out)
+    np.testing.assert_array_equal(out, a + b)
