@@ -6,10 +6,9 @@ A forward reads its input and writes its output: at best ``2*a``. A backward rea
 the output gradient and writes the input gradient: at best ``a + b``. So forward+backward over
 forward is at least ``1 + time(a + b)/time(2*a)`` for a forward that runs at memory speed; both
 are timed here (``numbanorm.bench.copy_kernel``, plain stores as the kernels', numba's threads)
-on arrays of the case's size. Each ``track_*`` value is a ratio of medians of repeated calls.
+on arrays of the case's size. Each ``track_*`` value is a ratio of medians of quiet samples
+(``numbanorm.bench.measure``).
 """
-
-import time
 
 import numpy as np
 
@@ -21,19 +20,16 @@ from numbanorm.bench.cases import (
     cached_case,
     import_numbanorm,
 )
+from numbanorm.bench.measure import measure
 
 _NORMS = ["LayerNorm", "GroupNorm"]
-_CALLS = 15
 
 
 def _median_seconds(call):
-    call()
-    times = []
-    for _ in range(_CALLS):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    """Median time of ``call`` over quiet batches (``python -m numbanorm bench``'s defaults), or
+    over all batches if the machine stays busy for the whole budget."""
+    times = measure(call, samples=15, batch_seconds=0.1, max_foreign=0.1, budget_seconds=3.0)
+    return float(np.median(times["kept"] or times["noisy"]))
 
 
 def _require_layout(norm, layout):

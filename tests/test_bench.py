@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,8 +113,6 @@ def test_plot_of_the_raw_samples(tmp_path):
 def test_bandwidth_yardsticks():
     """The copy, ``2*a`` and ``a + b`` kernels the benchmarks measure memory speed with, on
     enough elements to run on numba's thread pool."""
-    import numpy as np
-
     from numbanorm.bench.copy_kernel import parallel_add, parallel_copy, parallel_scale
 
     a = np.arange(100_000, dtype=np.float32)
