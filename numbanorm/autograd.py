@@ -148,7 +148,7 @@ class Function:
                 arrays.append(a.data)
                 tensors.append(True)
                 edges.append((a if a._ctx is None else a._ctx) if needs_grad else None)
-                metas.append((a.shape, a.dtype) if needs_grad else None)
+                metas.append((a.data.shape, a.data.dtype) if needs_grad else None)
             else:
                 needs_grad = False
                 arrays.append(a)

@@ -8,7 +8,8 @@ CUDA backend is imported only when such an array first appears, so the CPU path 
 returns the kernel to run on an input of ``size`` elements, and the array operations the
 Functions use, under numpy's names: ``empty``, ``empty_like``, ``full``, ``asarray``,
 ``to_host``, ``astype``, ``ascontiguousarray``, ``permute``, ``broadcast_to``, ``copyto``,
-``add`` and ``inverse_std`` (see ``numbanorm.backends.cpu`` and ``numbanorm.backends.cuda``).
+``add`` and ``inverse_std``, and ``increment`` for a counter (see ``numbanorm.backends.cpu`` and
+``numbanorm.backends.cuda``).
 """
 
 import importlib
@@ -55,6 +56,11 @@ def backend(device: str) -> ModuleType:
 
 def common_device(*arrays: Any) -> str:
     """The one device all non-None ``arrays`` live on; torch's error if they disagree."""
+    for a in arrays:  # a loop, not all(...): every CPU call asks, with numpy arrays only
+        if a is not None and type(a) is not np.ndarray:
+            break
+    else:
+        return "cpu"
     devices = {device_of(a) for a in arrays if a is not None}
     if len(devices) > 1:
         first, second = sorted(devices, key=lambda d: d != "cuda")

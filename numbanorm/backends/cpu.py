@@ -25,6 +25,7 @@ __all__ = [
     "empty",
     "empty_like",
     "full",
+    "increment",
     "inverse_std",
     "kernel",
     "permute",
@@ -44,6 +45,11 @@ def asarray(data: Any, dtype: Any = None) -> np.ndarray:
     if device_of(data) == "cuda":
         data = backend("cuda").to_host(data)
     return np.asarray(data, dtype=dtype)
+
+
+def increment(counter: np.ndarray) -> None:
+    """Add 1 to a 0-d array in place (a module's ``num_batches_tracked``)."""
+    counter[()] += 1  # a tenth of np.add(counter, 1, out=counter) on a 0-d array
 
 
 def to_host(array: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ __all__ = [
     "empty",
     "empty_like",
     "full",
+    "increment",
     "inverse_std",
     "kernel",
     "permute",
@@ -190,6 +191,11 @@ def astype(array: Any, dtype: Any) -> Any:
     out = empty_like(array, dtype)
     copyto(out, array)
     return out
+
+
+def increment(counter: Any) -> None:
+    """Add 1 to a 0-d device array in place (a module's ``num_batches_tracked``)."""
+    add(counter, 1, out=counter)
 
 
 def add(a: Any, b: Any, out: Any = None) -> Any:

@@ -23,6 +23,7 @@ import numpy as np
 MIN_BYTES = 1 << 20
 CAPACITY = int(os.environ.get("NUMBANORM_HOST_CACHE_MB", "1024")) << 20
 _PAGE = 4096
+_MAX_ITEMSIZE = 16  # complex128
 
 _lock = threading.Lock()
 _buffers: list[bytearray] = []  # oldest first
@@ -60,8 +61,12 @@ def _drop_free_buffers(needed: int) -> None:
 
 def empty(shape: Any, dtype: Any = float) -> np.ndarray:
     """An uninitialized C-contiguous array, like ``np.empty(shape, dtype)``."""
-    dtype = np.dtype(dtype)
     count = shape if isinstance(shape, int) else prod(shape)
+    # Most arrays are small (statistics, parameters): those under MIN_BYTES in any dtype the
+    # kernels use skip building a dtype object. np.empty is right for any array, cached or not.
+    if count * _MAX_ITEMSIZE < MIN_BYTES:
+        return np.empty(shape, dtype)
+    dtype = np.dtype(dtype)
     nbytes = count * dtype.itemsize
     if nbytes < MIN_BYTES or nbytes > CAPACITY:
         return np.empty(shape, dtype)

@@ -23,12 +23,13 @@ def _channels_to_front(xp: Any, a: Any) -> Any:
 
 def channel_view(x: Any) -> tuple[Any, str]:
     """``x`` as ``(N, C, S)`` (contiguous NCHW) or ``(N, S, C)`` (channels-last), and which."""
-    xp = backend(device_of(x))
     n, c = x.shape[:2]
     s = prod(x.shape[2:])
     # flags["C_CONTIGUOUS"]: numpy's flags and numba's device arrays' flags both answer it
-    if s > 1 and x.flags["C_CONTIGUOUS"]:
-        return x.reshape(n, c, s), NCS
+    if x.flags["C_CONTIGUOUS"]:
+        # without spatial axes the two layouts are one; the channels-last kernels take it
+        return (x.reshape(n, c, s), NCS) if s > 1 else (x.reshape(n, s, c), NSC)
+    xp = backend(device_of(x))
     channels_last = _channels_to_end(xp, x)
     if channels_last.flags["C_CONTIGUOUS"]:
         return channels_last.reshape(n, s, c), NSC
@@ -51,8 +52,8 @@ def empty_in_layout(shape: tuple, dtype: Any, layout: str, device: str = "cpu") 
     n, c = shape[:2]
     spatial = tuple(shape[2:])
     s = prod(spatial)
-    if layout == NCS:
+    if layout == NCS or s == 1:
         out = xp.empty(shape, dtype)
-        return out, out.reshape(n, c, s)
+        return out, out.reshape((n, c, s) if layout == NCS else (n, s, c))
     stored = xp.empty((n, *spatial, c), dtype)
     return _channels_to_front(xp, stored), stored.reshape(n, s, c)

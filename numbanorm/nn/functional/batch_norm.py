@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from numbanorm.autograd import ALL_DEVICES, Context, Function
-from numbanorm.dispatch import backend, common_device, device_of
+from numbanorm.dispatch import backend, device_of
 from numbanorm.functions.batch_norm import BatchNorm
 from numbanorm.nn.functional.checks import (
     as_float,
@@ -16,6 +16,7 @@ from numbanorm.nn.functional.checks import (
     check_features,
     check_float_input,
     check_mixed_precision,
+    check_same_device,
     check_same_dtype,
     no_dimension_1,
     verify_batch_size,
@@ -75,7 +76,7 @@ def _check_batch_norm(
         if not mixed:
             check_same_dtype(input, p)
     tensors = (input, running_mean, running_var, weight, bias)
-    common_device(*(t.data for t in tensors if t is not None))
+    check_same_device(*tensors)
 
 
 _CATEGORIES = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from numbanorm.dispatch import backend, device_of
+from numbanorm.dispatch import backend, common_device, device_of
 from numbanorm.tensor import Tensor
 from numbanorm.types import size_str, torch_name
 
@@ -71,6 +71,8 @@ def check_argument_type(function: str, name: str, position: int, kind: str, valu
 
 def as_float(value: Any) -> float:
     """A float argument (a Python or numpy number, or a 0-d tensor) as a Python float."""
+    if type(value) is float:  # the common case, twice per call
+        return value
     return float(value.item() if isinstance(value, Tensor) else value)
 
 
@@ -110,3 +112,8 @@ def no_dimension_1(input: Tensor) -> IndexError:
     if input.ndim:
         return IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
     return IndexError("Dimension specified as 1 but tensor has no dimensions")
+
+
+def check_same_device(*tensors: Tensor | None) -> None:
+    """torch's error when the defined ``tensors`` do not all live on one device."""
+    common_device(*[t.data for t in tensors if t is not None])

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from numbanorm.dispatch import common_device
 from numbanorm.functions.conv import Conv2d, Pad2d
-from numbanorm.nn.functional.checks import as_tensor
+from numbanorm.nn.functional.checks import as_tensor, check_same_device
 from numbanorm.tensor import _C_NAMES, Tensor
 from numbanorm.types import torch_name
 
@@ -260,7 +259,7 @@ def conv2d(
     stride, padding, dilation = _check_convolution(
         shape, input.dtype, weight, bias, stride, padding, dilation, groups, string_padding
     )
-    common_device(*(t.data for t in (input, weight, bias) if t is not None))
+    check_same_device(input, weight, bias)
     if bias is not None and bias.dtype != input.dtype:
         bias = bias.to(input.dtype)  # torch's reference kernel converts it
     pads = (padding[0], padding[0] + extra[0], padding[1], padding[1] + extra[1])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from numbanorm.dispatch import common_device
 from numbanorm.functions.group_norm import GroupNorm
 from numbanorm.nn.functional.checks import (
     _type_name,
@@ -13,6 +12,7 @@ from numbanorm.nn.functional.checks import (
     check_argument_type,
     check_float_input,
     check_mixed_precision,
+    check_same_device,
     check_same_dtype,
 )
 from numbanorm.nn.functional.layer_norm import _is_int, _shape
@@ -64,7 +64,7 @@ def _check_group_norm(
     if not mixed:
         check_same_dtype(input, weight)
         check_same_dtype(input, bias)
-    common_device(*(t.data for t in (input, weight, bias) if t is not None))
+    check_same_device(input, weight, bias)
 
 
 def group_norm(

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from numbanorm.dispatch import common_device
 from numbanorm.functions.instance_norm import (
     InstanceNorm,
     repeated_dtypes,
@@ -26,6 +25,7 @@ from numbanorm.nn.functional.checks import (
     check_argument_type,
     check_float_input,
     check_mixed_precision,
+    check_same_device,
     check_same_dtype,
     no_dimension_1,
 )
@@ -128,7 +128,7 @@ def _check_instance_norm(
             for p in read_order:
                 check_same_dtype(input, p)
         tensors = (input, running_mean, running_var, weight, bias)
-        common_device(*(t.data for t in tensors if t is not None))
+        check_same_device(*tensors)
     if use_input_stats:
         for stat, dtype in zip(stats, dtypes, strict=True):
             if stat is not None:

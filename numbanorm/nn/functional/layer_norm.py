@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from numbanorm.dispatch import common_device
 from numbanorm.functions.layer_norm import RowNorm, compute_dtype
 from numbanorm.nn.functional.checks import (
     _type_name,
@@ -16,6 +15,7 @@ from numbanorm.nn.functional.checks import (
     check_argument_type,
     check_float_input,
     check_mixed_precision,
+    check_same_device,
     check_same_dtype,
 )
 from numbanorm.tensor import Tensor
@@ -67,7 +67,7 @@ def _matches(input: Tensor, normalized_shape: tuple[int, ...]) -> bool:
 
 
 def _check_device(*tensors: Tensor | None) -> None:
-    common_device(*(t.data for t in tensors if t is not None))
+    check_same_device(*tensors)
 
 
 def layer_norm(

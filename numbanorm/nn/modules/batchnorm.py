@@ -183,7 +183,7 @@ class _BatchNorm(_NormBase):
         )
         # torch bumps the counter before validating; here a failed call changes nothing.
         if tracking and counter is not None:
-            backend(device_of(counter.data)).add(counter.data, 1, out=counter.data)
+            backend(device_of(counter.data)).increment(counter.data)
         return output
 
 
