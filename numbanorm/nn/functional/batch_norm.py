@@ -38,8 +38,9 @@ def _check_batch_norm(
 
     An empty input passes once the arguments parse: torch returns before its other checks.
     """
+    shape = input.shape
     if training:
-        verify_batch_size(input.shape)
+        verify_batch_size(shape)
     if training and eps <= 0.0:
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
     elif eps < 0.0:
@@ -49,7 +50,8 @@ def _check_batch_norm(
     check_argument_type("batch_norm", "eps", 8, "float", eps)
     if input.numel() == 0:
         return
-    features = input.shape[1] if input.ndim > 1 else 0
+    ndim = len(shape)
+    features = shape[1] if ndim > 1 else 0
     for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
         if buffer is None and not training:
             raise RuntimeError(f"{name} must be defined in evaluation mode")
@@ -57,21 +59,23 @@ def _check_batch_norm(
     check_features("weight", features, weight)
     check_features("bias", features, bias)
     # Training asks for the size of dimension 1 first, eval only after the dtype dispatch.
-    if training and input.ndim < 2:
+    if training and ndim < 2:
         raise no_dimension_1(input)
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must either both be None or neither be None")
     check_float_input("batch_norm", input)
     mixed = check_mixed_precision(input, [weight, bias, running_mean, running_var])
-    if input.ndim < 2:
+    if ndim < 2:
         raise no_dimension_1(input)
     read_order = (
-        [running_mean, running_var, weight, bias]
+        (running_mean, running_var, weight, bias)
         if training
-        else [weight, bias, running_mean, running_var]
+        else (weight, bias, running_mean, running_var)
     )
     for p in read_order:
-        if p is not None and p.ndim != 1 and (p is running_mean or p is running_var):
+        if p is None:
+            continue
+        if (p is running_mean or p is running_var) and p.ndim != 1:
             raise RuntimeError(f"TensorAccessor expected 1 dims but tensor has {p.ndim}")
         if not mixed:
             check_same_dtype(input, p)

@@ -11,7 +11,7 @@ from numbanorm.dispatch import backend, common_device, device_of
 from numbanorm.tensor import Tensor
 from numbanorm.types import size_str, torch_name
 
-_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT_DTYPES = frozenset({np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)})
 
 
 def as_tensor(x: Any) -> Tensor | None:
@@ -95,7 +95,7 @@ def check_mixed_precision(x: Tensor, parameters: list[Tensor | None]) -> bool:
 
 def check_same_dtype(x: Tensor, parameter: Tensor | None) -> None:
     """The plain (not mixed) case: a parameter the kernel reads has the input's dtype."""
-    if parameter is not None and parameter.dtype != x.dtype:
+    if parameter is not None and parameter.data.dtype != x.data.dtype:
         raise RuntimeError(
             f"expected scalar type {torch_name(x.dtype)} but found {torch_name(parameter.dtype)}"
         )
@@ -103,7 +103,7 @@ def check_same_dtype(x: Tensor, parameter: Tensor | None) -> None:
 
 def check_features(name: str, expected: int, tensor: Tensor | None) -> None:
     """A per-channel tensor has one element per channel."""
-    if tensor is not None and tensor.numel() != expected:
+    if tensor is not None and tensor.data.size != expected:
         raise RuntimeError(f"{name} should contain {expected} elements not {tensor.numel()}")
 
 
