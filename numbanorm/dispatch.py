@@ -56,11 +56,6 @@ def backend(device: str) -> ModuleType:
 
 def common_device(*arrays: Any) -> str:
     """The one device all non-None ``arrays`` live on; torch's error if they disagree."""
-    for a in arrays:  # a loop, not all(...): every CPU call asks, with numpy arrays only
-        if a is not None and type(a) is not np.ndarray:
-            break
-    else:
-        return "cpu"
     devices = {device_of(a) for a in arrays if a is not None}
     if len(devices) > 1:
         first, second = sorted(devices, key=lambda d: d != "cuda")

@@ -83,9 +83,10 @@ def check_mixed_precision(x: Tensor, parameters: list[Tensor | None]) -> bool:
     is the plain case (the caller checks the others against the input as the kernels read them).
     Otherwise every parameter must be float32, and the input float16 (or bfloat16, in torch).
     """
-    defined = [p for p in parameters if p is not None]
-    if not defined or defined[0].dtype == x.dtype:
+    first = next((p for p in parameters if p is not None), None)
+    if first is None or first.data.dtype == x.data.dtype:
         return False
+    defined = [p for p in parameters if p is not None]
     if any(p.dtype != np.float32 for p in defined):
         raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
     if x.dtype != np.float16:
@@ -116,4 +117,7 @@ def no_dimension_1(input: Tensor) -> IndexError:
 
 def check_same_device(*tensors: Tensor | None) -> None:
     """torch's error when the defined ``tensors`` do not all live on one device."""
-    common_device(*[t.data for t in tensors if t is not None])
+    for t in tensors:  # a loop that ends the common case, numpy arrays only, early
+        if t is not None and type(t.data) is not np.ndarray:
+            common_device(*[t.data for t in tensors if t is not None])
+            return
