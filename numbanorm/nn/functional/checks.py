@@ -83,10 +83,9 @@ def check_mixed_precision(x: Tensor, parameters: list[Tensor | None]) -> bool:
     is the plain case (the caller checks the others against the input as the kernels read them).
     Otherwise every parameter must be float32, and the input float16 (or bfloat16, in torch).
     """
-    first = next((p for p in parameters if p is not None), None)
-    if first is None or first.data.dtype == x.data.dtype:
-        return False
     defined = [p for p in parameters if p is not None]
+    if not defined or defined[0].data.dtype == x.data.dtype:
+        return False
     if any(p.dtype != np.float32 for p in defined):
         raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
     if x.dtype != np.float16:
