@@ -175,22 +175,24 @@ def test_negative_power_for_float32_results(beta):
     assert np.all(error <= 2.0**-30), f"beta={beta}: {error.max()}"
 
 
+@pytest.mark.parametrize("size", [3, 11])  # summed directly, and by blocks
 @pytest.mark.parametrize("layout", KERNELS)
-def test_window_sums_as_accurate_as_direct_sums(layout):
+def test_window_sums_as_accurate_as_direct_sums(layout, size):
     """Squares spanning 1e-8 to 1e8 along the channel axis with k = 0: every window's sum is
     accurate to its own size (a running sum would carry the error of the largest square), and
     a window of zeros after large values sums to exactly 0 (torch's 0/0 = NaN)."""
-    magnitudes = np.array([1e4, 1e-4, 1e-4, 1e-4, 1.0, 1e-4, 1e-4, 0.0, 0.0, 0.0, 3e3, 2e-4])
+    magnitudes = np.array([1e4, 1e-4, 1e-4, 1e-4, 1.0, 1e-4, 1e-4] + [0.0] * 13 + [3e3, 2e-4, 1e4])
     x = _view(layout, c=magnitudes.size, s=5, dtype=np.float64)
     x *= magnitudes[:, None] if layout == "ncs" else magnitudes
     x32 = x.astype(np.float32)
     forward, _ = KERNELS[layout]
     y = np.empty_like(x32)
-    forward(x32, 3, 1.0, 0.75, 0.0, False, y)
+    forward(x32, size, 1.0, 0.75, 0.0, False, y)
     with np.errstate(all="ignore"):
-        want = reference(x32, layout, 3, 1.0, 0.75, 0.0)
+        want = reference(x32, layout, size, 1.0, 0.75, 0.0)
     assert_close(y, want.astype(np.float32), "y")
-    channel = (slice(None), 8) if layout == "ncs" else (slice(None), slice(None), 8)
+    # Channel 13's window holds only the zeros of channels 7 to 19.
+    channel = (slice(None), 13) if layout == "ncs" else (slice(None), slice(None), 13)
     assert np.isnan(y[channel]).all()
 
 
