@@ -12,17 +12,19 @@ float64 ``(C, B)`` buffer, so that everything after the copy runs on contiguous 
 columns that vectorize, whatever the layout; tasks never share a sum, so the results are the same
 bits whatever the thread count.
 
-Window sums are van Herk / Gil-Werman block sums, not a running sum that adds the entering value
-and subtracts the leaving one: the padded channel axis is cut into blocks of ``size`` rows and each
-window is a suffix of one block plus a prefix of the next. That costs O(1) per output for any
-``size`` (a sum per window costs ``size``), and every partial sum holds only values of the window
+Windows of up to ``_DIRECT_WINDOW`` channels are summed directly, in one pass. Longer ones are
+van Herk / Gil-Werman block sums, not a running sum that adds the entering value and subtracts
+the leaving one: the padded channel axis is cut into blocks of ``size`` rows and each window is a
+suffix of one block plus a prefix of the next. That costs O(1) per output for any ``size`` (a sum
+per window costs ``size``), and every partial sum holds only values of the window
 itself, so a window's sum is as accurate as summing it directly. A running sum would carry the
 rounding error of every large square it has seen: after a channel of 1e4 next to channels of 1e-3
 its float64 error already exceeds float32's tolerance when ``k`` is 0, and a window of zeros after
 nonzero channels would not sum to exactly 0 (torch gives 0/0 = NaN there).
 
-``d**-beta`` is computed by a vectorized exp/log pair (about 1e-15 relative error); libm's scalar
-``pow`` would cost more than the rest of the kernel, and values outside its range go to ``pow``.
+``d**-beta`` is computed by a vectorized exp/log pair (about 1e-15 relative error for a float64
+result, 1e-10 with shorter series for a narrower one); libm's scalar ``pow`` would cost more than
+the rest of the kernel, and values outside its range go to ``pow``.
 
 Each public kernel has a serial twin, ``kernel.serial``, for inputs too small to split.
 """
