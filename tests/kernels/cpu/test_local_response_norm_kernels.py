@@ -15,7 +15,12 @@ from numbanorm.kernels.cpu import (
     local_response_norm_ncs,
     local_response_norm_nsc,
 )
-from numbanorm.kernels.cpu.local_response_norm import _negative_power
+from numbanorm.kernels.cpu.local_response_norm import (
+    _NEAR,
+    _binomial_power,
+    _near_center,
+    _negative_power,
+)
 from tests.oracle import Cases, deterministic
 from tests.tolerances import assert_close
 
@@ -173,6 +178,45 @@ def test_negative_power_for_float32_results(beta):
     finer than float32's half ulp."""
     error, _ = _power_errors(beta, precise=False)
     assert np.all(error <= 2.0**-30), f"beta={beta}: {error.max()}"
+
+
+NEAR_CENTERS = (1.0, 2.0, 0.37, 1e5, 1e-200)
+NEAR_BETAS = (0.75, 0.5, 1.0, -1.0, 0.0, 1e-3, -0.3)
+
+
+def _near(center):
+    """Bases across the binomial series' whole range around ``center``."""
+    return center * (1.0 + np.linspace(-_NEAR, _NEAR, 20001) * (1.0 - 1e-9))
+
+
+@pytest.mark.parametrize("precise", [True, False])
+@pytest.mark.parametrize("center", NEAR_CENTERS)
+def test_binomial_power_matches_pow(center, precise):
+    """Near ``k`` the binomial series: within 8 half-ulps of ``pow`` for a float64 result (the
+    series' roundings, ``k**-beta`` and the product by it), within 2**-30 for a float32 one."""
+    d = _near(center)
+    assert _near_center(d, center, 0.75)
+    for beta in NEAR_BETAS:
+        out = np.empty_like(d)
+        _binomial_power(d, center, beta, precise, out)
+        want = d**-beta
+        error = np.abs(out - want) / want
+        bound = 8.0 * 2.0**-53 if precise else 2.0**-30
+        assert np.all(error <= bound), f"beta={beta}: {error.max()}"
+
+
+def test_near_center_bounds_the_binomial_series():
+    """The series takes only bases within ``k * 2**-6`` of ``k > 0`` and ``|beta| <= 1`` (every
+    coefficient at most 1); NaN, a base further out, ``k <= 0`` or a larger ``|beta|`` go to the
+    general power."""
+    d = _near(2.0)
+    assert _near_center(d, 2.0, 1.0) and _near_center(d, 2.0, -1.0)
+    assert not _near_center(d, 2.0, 1.5)
+    assert not _near_center(d, 2.0, -1.01)
+    for outlier in (np.nan, 2.0 * (1.0 + 1.01 * _NEAR), 2.0 * (1.0 - 1.01 * _NEAR), np.inf):
+        assert not _near_center(np.append(d, outlier), 2.0, 0.75), outlier
+    assert not _near_center(np.zeros(3), 0.0, 0.75)
+    assert not _near_center(np.full(3, -1.0), -1.0, 0.75)
 
 
 @pytest.mark.parametrize("size", [3, 11])  # summed directly, and by blocks
