@@ -55,7 +55,7 @@ _ONE_BITS = 0x3FF0000000000000
 @cpu_helper
 def _atanh_series(z, precise):
     """``atanh(f) / f`` for ``z = f*f <= 0.0295`` (``|f| <= 3 - 2*sqrt(2)``), by Estrin's scheme:
-    to ``z**10`` (truncation below 1e-17) when ``precise``, else to ``z**5`` (below 1e-11, for
+    to ``z**10`` (truncation below 1e-17) when ``precise``, else to ``z**5`` (below 5e-11, for
     float32 results). Estrin's pairs keep the dependency chain short where Horner's rule would
     leave the vector units waiting on one multiply-add after another."""
     z2 = z * z
