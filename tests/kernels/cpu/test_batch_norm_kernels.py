@@ -360,21 +360,23 @@ def test_constant_channels(layout, dtype):
         np.testing.assert_array_equal(y, np.full_like(y, bias[channel]), f"y[:, {channel}]")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", KERNELS)
-def test_rows_split_in_uneven_chunks(layout):
-    """Channels-last rows are summed in chunks (here 3 of 200, 200 and 201 rows of 64 channels),
-    merged afterwards: the same statistics and gradients as one pass in float64."""
-    x3, dy3, weight, bias = _layout_data(layout, np.float32, n=1, c=64, s=601)
-    as_view(x3, layout)[...] += deterministic((64, 1), 9, np.float32, -50.0, 50.0)
+def test_rows_split_in_uneven_chunks(layout, dtype):
+    """Channels-last rows are summed in chunks (here 3 of 200, 200 and 201 rows of 64 channels,
+    four rows at a time with one left over), merged afterwards: the same statistics and
+    gradients as one pass in float64."""
+    x3, dy3, weight, bias = _layout_data(layout, dtype, n=1, c=64, s=601)
+    as_view(x3, layout)[...] += deterministic((64, 1), 9, dtype, -50.0, 50.0)
     c = weight.size
-    running_mean, running_var = np.zeros(c, np.float32), np.ones(c, np.float32)
+    running_mean, running_var = np.zeros(c, dtype), np.ones(c, dtype)
     got = run_train(layout, x3, weight, bias, dy3, running_mean, running_var)
     want = reference_train(x3, layout, weight, bias, dy3)
     for key in ("mean", "invstd"):
         assert_close(got[key], want[key], key)
     for key in ("dweight", "dbias"):
-        assert_close(got[key], want[key].astype(np.float32), key)
+        assert_close(got[key], want[key].astype(dtype), key)
     for key in ("y", "dx"):
-        assert_close(got[key], as_view(want[key], layout).astype(np.float32), key)
+        assert_close(got[key], as_view(want[key], layout).astype(dtype), key)
     unbiased = want["var"] * want["count"] / (want["count"] - 1)
-    assert_close(running_var, (0.9 + 0.1 * unbiased).astype(np.float32), "running_var")
+    assert_close(running_var, (0.9 + 0.1 * unbiased).astype(dtype), "running_var")

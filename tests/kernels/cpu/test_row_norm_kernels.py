@@ -201,11 +201,13 @@ def test_group_norm_empty_rows(layout):
     np.testing.assert_array_equal(got["dbias"], np.zeros(4))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", GROUP_NORM)
-def test_group_norm_chunks_and_threads(layout):
-    """Positions split in uneven chunks (channels-last: 3 chunks of 800 positions of 64
-    channels), merged afterwards; the results are the same bits with one thread or more."""
-    x, dy, weight, bias = group_data(np.float32, n=2, c=64, s=801, offset=30.0)
+def test_group_norm_chunks_and_threads(layout, dtype):
+    """Positions split in uneven chunks (channels-last: 4 chunks of 200, 200, 200 and 201
+    positions of 64 channels, which the sums take in pairs for float32 and fours for float64,
+    one left over), merged afterwards; the results are the same bits with one thread or more."""
+    x, dy, weight, bias = group_data(dtype, n=2, c=64, s=801, offset=30.0)
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
@@ -215,7 +217,7 @@ def test_group_norm_chunks_and_threads(layout):
     got = run_group_norm(layout, x, dy, 8, weight, bias)
     for key in got:
         np.testing.assert_array_equal(got[key], one[key], err_msg=key)
-    check_against(got, reference_group_norm(x, dy, 8, weight, bias), np.float32)
+    check_against(got, reference_group_norm(x, dy, 8, weight, bias), dtype)
 
 
 @pytest.mark.parametrize("layout", GROUP_NORM)
