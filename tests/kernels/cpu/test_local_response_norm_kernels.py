@@ -18,6 +18,7 @@ from numbanorm.kernels.cpu import (
 from numbanorm.kernels.cpu.local_response_norm import (
     _NEAR,
     _binomial_power,
+    _ncs_block,
     _near_center,
     _negative_power,
 )
@@ -238,6 +239,23 @@ def test_window_sums_as_accurate_as_direct_sums(layout, size):
     # Channel 13's window holds only the zeros of channels 7 to 19.
     channel = (slice(None), 13) if layout == "ncs" else (slice(None), slice(None), 13)
     assert np.isnan(y[channel]).all()
+
+
+@pytest.mark.parametrize("channels", [9, 256])  # blocks of 256 and of 64 positions
+def test_ncs_blocks_split_positions_by_the_channel_count(channels):
+    """The ncs kernels take up to 256 positions a block, fewer for many channels: positions in
+    two whole blocks and a partial one agree with the reference (forward) and with the
+    channels-last kernel, which takes 64 positions a block (backward)."""
+    s = 2 * _ncs_block(channels) + 7
+    x = _view("ncs", c=channels, s=s)
+    dy = _view("ncs", c=channels, s=s, seed=2)
+    y, dx, dx_nsc = np.empty_like(x), np.empty_like(x), np.empty_like(x.swapaxes(1, 2))
+    local_response_norm_ncs(x, SIZE, ALPHA, BETA, K, False, y)
+    assert_close(y, reference(x, "ncs", SIZE, ALPHA, BETA, K), "y")
+    local_response_norm_backward_ncs(dy, x, SIZE, ALPHA, BETA, K, dx)
+    channels_last = [np.ascontiguousarray(a.swapaxes(1, 2)) for a in (dy, x)]
+    local_response_norm_backward_nsc(*channels_last, SIZE, ALPHA, BETA, K, dx_nsc)
+    assert_close(dx, dx_nsc.swapaxes(1, 2), "dx")
 
 
 @pytest.mark.parametrize("layout", KERNELS)
