@@ -440,8 +440,8 @@ class Tensor:
                 copy = xp.empty_like(self.data, grad.dtype)
                 xp.copyto(copy, grad)
             self.grad = Tensor(copy)
-        elif self.grad.shape == tuple(grad.shape) and self.grad.dtype == grad.dtype:
-            xp.add(self.grad.data, grad, out=self.grad.data)
+        elif (held := self.grad.data).shape == tuple(grad.shape) and held.dtype == grad.dtype:
+            xp.add(held, grad, out=held)
         else:
             self.grad = Tensor(xp.add(self.grad.data, grad))
 

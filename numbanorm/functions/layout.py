@@ -43,6 +43,8 @@ def as_layout(a: Any, layout: str) -> Any:
     s = prod(a.shape[2:])
     if layout == NCS:
         return xp.ascontiguousarray(a).reshape(n, c, s)
+    if s == 1:  # the two layouts are one; the transpose costs more than a tiny kernel
+        return xp.ascontiguousarray(a).reshape(n, s, c)
     return xp.ascontiguousarray(_channels_to_end(xp, a)).reshape(n, s, c)
 
 
