@@ -203,34 +203,34 @@ def _sum_to_shape(grad: Any, shape: tuple) -> Any:
 
 def _input_grads(ctx: Context, grad: Any) -> tuple:
     """The gradients ``ctx``'s backward returns, checked and shaped as torch's engine does."""
-    name = f"{ctx.function.__name__}Backward"
     result = ctx.function.backward(ctx, grad)
     result = result if isinstance(result, tuple) else (result,)
     expected = len(ctx._edges)
     if len(result) < expected or any(g is not None for g in result[expected:]):
         raise RuntimeError(
-            f"function {name} returned an incorrect number of gradients "
+            f"function {_node_name(ctx)} returned an incorrect number of gradients "
             f"(expected {expected}, got {len(result)})"
         )
-    for position, (is_tensor, input_grad) in enumerate(
-        zip(ctx._tensor_inputs, result, strict=False), start=1
-    ):
-        if not is_tensor and input_grad is not None:
-            raise RuntimeError(
-                f"function {name} returned a gradient different than None at position "
-                f"{position}, but the corresponding forward input was not a Variable"
-            )
     checked = []
-    for index, (meta, input_grad) in enumerate(zip(ctx._metas, result, strict=False)):
-        if meta is None or input_grad is None:
+    # One loop over the positions: on a tiny input these checks cost more than the kernels.
+    for index, (is_tensor, meta, input_grad) in enumerate(
+        zip(ctx._tensor_inputs, ctx._metas, result, strict=False)
+    ):
+        if input_grad is None:
+            checked.append(None)
+            continue
+        if not is_tensor:
+            _refuse_non_variable_grads(ctx, result)
+        if meta is None:
             checked.append(None)
             continue
         shape, dtype = meta
-        if tuple(input_grad.shape) != shape:
+        if input_grad.shape != shape:
             if not _expandable(shape, tuple(input_grad.shape)):
+                _refuse_non_variable_grads(ctx, result)  # torch checks those first
                 raise RuntimeError(
-                    f"Function {name} returned an invalid gradient at index {index} - got "
-                    f"{_shape_list(input_grad.shape)} but expected shape compatible with "
+                    f"Function {_node_name(ctx)} returned an invalid gradient at index {index} - "
+                    f"got {_shape_list(input_grad.shape)} but expected shape compatible with "
                     f"{_shape_list(shape)}"
                 )
             input_grad = _sum_to_shape(input_grad, shape)
@@ -238,6 +238,21 @@ def _input_grads(ctx: Context, grad: Any) -> tuple:
             input_grad = backend(device_of(input_grad)).astype(input_grad, dtype)
         checked.append(input_grad)
     return tuple(checked)
+
+
+def _refuse_non_variable_grads(ctx: Context, result: tuple) -> None:
+    for position, (is_tensor, input_grad) in enumerate(
+        zip(ctx._tensor_inputs, result, strict=False), start=1
+    ):
+        if not is_tensor and input_grad is not None:
+            raise RuntimeError(
+                f"function {_node_name(ctx)} returned a gradient different than None at "
+                f"position {position}, but the corresponding forward input was not a Variable"
+            )
+
+
+def _node_name(ctx: Context) -> str:
+    return f"{ctx.function.__name__}Backward"
 
 
 def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
@@ -248,7 +263,9 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     """
     start = root if root._ctx is None else root._ctx
     grads = {id(start): grad}
-    with no_grad():
+    enabled = _state.enabled
+    _state.enabled = False  # no_grad() without building a context manager on every call
+    try:
         for node in _topological_order(start):
             g = grads.pop(id(node), None)
             if g is None:
@@ -262,6 +279,8 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                 node.free()
             _add_grads(grads, node._edges, input_grads)
             del input_grads  # leaves ``grads`` the only holder, so a leaf can take one over
+    finally:
+        _state.enabled = enabled
 
 
 def _add_grads(grads: dict, edges: tuple, input_grads: tuple) -> None:
@@ -307,7 +326,9 @@ def _topological_order(start: Any) -> list[Any]:
         visited.add(id(node))
         stack.append((node, True))
         if isinstance(node, Context):
-            stack.extend((parent, False) for parent in node._edges if parent is not None)
+            for parent in node._edges:  # a loop: a generator costs more on a node's few edges
+                if parent is not None:
+                    stack.append((parent, False))
     order.reverse()
     return order
 

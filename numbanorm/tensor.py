@@ -262,21 +262,17 @@ class Tensor:
         On CUDA only the sum of all elements of a floating tensor is implemented."""
         if dim is None and not keepdim and device_of(self.data) == "cuda":
             return _SumAll.apply(self)
-        from numbanorm.functions.reduce import Sum
-
-        return Sum.apply(self) if dim is None and not keepdim else Sum.apply(self, dim, keepdim)
+        if dim is None and not keepdim:
+            return reduce.Sum.apply(self)
+        return reduce.Sum.apply(self, dim, keepdim)
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         """The mean over ``dim`` (an int or a tuple; all elements when None), torch.Tensor.mean."""
-        from numbanorm.functions.reduce import Mean
-
-        return Mean.apply(self, dim, keepdim)
+        return reduce.Mean.apply(self, dim, keepdim)
 
     # Arithmetic: Tensors and Python numbers, with torch's broadcasting and type promotion.
 
     def _binary(self, function_name: str, other: Any, reflected: bool = False) -> Tensor:
-        from numbanorm.functions import elementwise
-
         if isinstance(other, np.generic):
             other = other.item()
         if not isinstance(other, (Tensor, bool, int, float, complex)):
@@ -309,21 +305,15 @@ class Tensor:
         return self._binary("Div", other, reflected=True)
 
     def __neg__(self) -> Tensor:
-        from numbanorm.functions.elementwise import Neg
-
-        return Neg.apply(self)
+        return elementwise.Neg.apply(self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        from numbanorm.functions.matmul import MatMul
-
         if not isinstance(other, Tensor):
             return NotImplemented
-        return MatMul.apply(self, other)
+        return matmul.MatMul.apply(self, other)
 
     def __getitem__(self, key: Any) -> Tensor:
         """Basic indexing (ints, slices, None, Ellipsis) and integer or boolean array indexing."""
-        from numbanorm.functions.shape import Index
-
         items = key if isinstance(key, tuple) else (key,)
         items = tuple(
             item.data
@@ -333,25 +323,21 @@ class Tensor:
             else item
             for item in items
         )
-        return Index.apply(self, items)
+        return shaping.Index.apply(self, items)
 
     # Shapes.
 
     def reshape(self, *shape: Any) -> Tensor:
         """The same elements in ``shape`` (one entry may be -1), torch.Tensor.reshape."""
-        from numbanorm.functions.shape import Reshape
-
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Reshape.apply(self, shape)
+        return shaping.Reshape.apply(self, shape)
 
     def view(self, *shape: Any) -> Tensor:
         """As reshape, refusing (as torch) a shape that this memory layout cannot view."""
-        from numbanorm.functions.shape import infer_shape
-
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        target = infer_shape(shape, self.numel())
+        target = shaping.infer_shape(shape, self.numel())
         try:
             # A device array's own reshape (in Reshape) refuses what would need a copy.
             if isinstance(self.data, np.ndarray):
@@ -365,9 +351,7 @@ class Tensor:
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         """This tensor with dimensions ``dim0`` and ``dim1`` swapped, torch.Tensor.transpose."""
-        from numbanorm.functions.shape import Transpose
-
-        return Transpose.apply(self, dim0, dim1)
+        return shaping.Transpose.apply(self, dim0, dim1)
 
     def t(self) -> Tensor:
         """The transpose of a tensor of at most 2 dimensions, torch.Tensor.t."""
@@ -432,18 +416,18 @@ class Tensor:
         ``owned`` it alone and it has the leaf's strides; then in place (torch's AccumulateGrad),
         so a reference to ``.grad`` sees later backward calls. As torch's layout contract, a new
         ``.grad`` has the leaf's memory layout (channels-last stays so)."""
-        xp = backend(device_of(grad))
-        if self.grad is None:
-            if owned and grad.strides == self.data.strides and grad.dtype == self.dtype:
+        if self._grad is None:
+            if owned and grad.strides == self.data.strides and grad.dtype == self.data.dtype:
                 copy = grad
             else:
+                xp = backend(device_of(grad))
                 copy = xp.empty_like(self.data, grad.dtype)
                 xp.copyto(copy, grad)
-            self.grad = Tensor(copy)
-        elif (held := self.grad.data).shape == tuple(grad.shape) and held.dtype == grad.dtype:
-            xp.add(held, grad, out=held)
+            self._grad = Tensor(copy)
+        elif (held := self._grad.data).shape == tuple(grad.shape) and held.dtype == grad.dtype:
+            backend(device_of(grad)).add(held, grad, out=held)
         else:
-            self.grad = Tensor(xp.add(self.grad.data, grad))
+            self._grad = Tensor(backend(device_of(grad)).add(held, grad))
 
     def __repr__(self) -> str:
         body = np.array2string(
@@ -526,3 +510,9 @@ def _host_items(data: list | tuple) -> list | tuple:
         else item
         for item in data
     ]
+
+
+# Last: these modules build their Functions on numbanorm.autograd, which imports this module.
+# Module-level names, since an import statement in a method costs a microsecond on every call.
+from numbanorm.functions import elementwise, matmul, reduce  # noqa: E402
+from numbanorm.functions import shape as shaping  # noqa: E402

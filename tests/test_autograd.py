@@ -379,6 +379,7 @@ RESULTS = {
     "grad-for-not-required-tensor": lambda lib, g: (g, ones(lib, (5,)), None),
     "grad-for-non-tensor": lambda lib, g: (g, None, g),
     "wrong-shape": lambda lib, g: (ones(lib, (3,)), None, None),
+    "wrong-shape-and-grad-for-non-tensor": lambda lib, g: (ones(lib, (3,)), None, g),
     "transposed-shape": lambda lib, g: (ones(lib, (2, 1)), None, None),
     "broadcast-shape-is-summed": lambda lib, g: (ones(lib, (4, 2)) * 0.5, None, None),
     "leading-1-is-summed": lambda lib, g: (ones(lib, (1, 2)), None, None),
