@@ -1,5 +1,6 @@
 """``python -m numbanorm bench``: the table of numbanorm against torch, and without torch."""
 
+import json
 import os
 import subprocess
 import sys
@@ -124,3 +125,31 @@ def test_bandwidth_yardsticks():
     np.testing.assert_array_equal(out, 2 * a)
     parallel_add(a, b, out)
     np.testing.assert_array_equal(out, a + b)
+
+
+def test_worker_takes_cases_one_line_at_a_time():
+    """The worker answers each case as it comes, so the two libraries' workers can take the
+    cases in turns; a case it cannot run ends it with the error on stderr."""
+    timing = '{"samples": 1, "batch_seconds": 0, "max_foreign": 1, "budget_seconds": 1}'
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "numbanorm.bench.worker", "numbanorm", timing],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NUMBANORM_BENCH_SHAPES": "small"},
+    )
+    assert worker.stdout.readline() == "ready\n"
+    for layout in ("contiguous", "channels_last"):
+        worker.stdin.write(f'["GroupNorm", "float32", "{layout}"]\n')
+        worker.stdin.flush()
+        answer = json.loads(worker.stdout.readline())
+        phases = ("train_forward", "eval_forward", "forward_backward", "copy")
+        assert sorted(answer) == sorted(f"GroupNorm|{p}|float32|{layout}" for p in phases)
+        assert all(entry["kept"] or entry["noisy"] for entry in answer.values())
+    worker.stdin.write('["BatchNorm5d", "float32", "contiguous"]\n')
+    worker.stdin.flush()
+    assert worker.stdout.readline() == ""
+    assert worker.wait(timeout=60) == 1
+    assert "KeyError: 'BatchNorm5d'" in worker.stderr.read()

@@ -1,12 +1,15 @@
 """``python -m numbanorm bench``: numbanorm against torch on the standard shapes, as a table.
 
-Each library runs in its own processes (``numbanorm.bench.worker``), one per round, on the
-cases of ``numbanorm.bench.cases`` (the asv suite's) and ``NUMBANORM_BENCH_THREADS`` threads
-(default 2). The table gives the median time of each phase, ``torch / numbanorm`` (above 1:
-numbanorm is faster) and the bandwidth numbanorm achieves against a copy of the same input on
-the same threads, measured in the same run. A phase's bytes are those it must move at the least:
-a forward reads its input and writes its output (2 bytes per input byte), a backward reads the
-input and the output gradient and writes the input gradient (3), so forward+backward moves 5.
+Each library runs in a process of its own (``numbanorm.bench.worker``, a new pair each round)
+on ``NUMBANORM_BENCH_THREADS`` threads (default 2), and the two take the cases of
+``numbanorm.bench.cases`` (the asv suite's) in turns, case by case: numbanorm's and torch's
+samples of a case are taken within the same minute, so a machine whose load drifts over a run
+moves both sides of a ratio together. The table gives the median time of each phase,
+``torch / numbanorm`` (above 1: numbanorm is faster) and the bandwidth numbanorm achieves
+against a copy of the same input on the same threads, measured in the same run. A phase's bytes
+are those it must move at the least: a forward reads its input and writes its output (2 bytes
+per input byte), a backward reads the input and the output gradient and writes the input
+gradient (3), so forward+backward moves 5.
 Without torch installed the table has no torch column. See ``numbanorm.bench.measure`` for how
 samples from a busy machine are kept out.
 """
@@ -18,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from typing import Any, TextIO
 
 PHASE_BYTES = {"train_forward": 2, "eval_forward": 2, "forward_backward": 5}
@@ -25,7 +29,9 @@ PHASE_BYTES = {"train_forward": 2, "eval_forward": 2, "forward_backward": 5}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=30, help="kept samples per case and round")
-    parser.add_argument("--rounds", type=int, default=1, help="worker processes per library")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="passes over the cases, each with new workers"
+    )
     parser.add_argument("--batch-seconds", type=float, default=0.1)
     parser.add_argument(
         "--max-foreign", type=float, default=0.1, help="busy share of the machine to allow"
@@ -58,15 +64,45 @@ def _cases(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     return chosen
 
 
-def _run_worker(library: str, settings: dict[str, Any]) -> dict | None:
-    command = [sys.executable, "-m", "numbanorm.bench.worker", library, json.dumps(settings)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode == 3:
-        print(f"{library}: skipped ({done.stderr.strip()})", file=sys.stderr)
-        return None
-    if done.returncode != 0:
-        raise RuntimeError(f"the {library} worker failed:\n{done.stderr}")
-    return json.loads(done.stdout)
+class _Worker:
+    """A ``numbanorm.bench.worker`` process of ``library``, timing one case at a time."""
+
+    def __init__(self, library: str, timing: dict[str, Any]):
+        self.library = library
+        # stderr to a file that lives as long as the worker: a pipe nobody reads while the
+        # worker runs could fill up and block it
+        self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        command = [sys.executable, "-m", "numbanorm.bench.worker", library, json.dumps(timing)]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+        )
+        self.available = self._process.stdout.readline() == "ready\n"
+        if not self.available:
+            if self.close() != 3:
+                raise RuntimeError(f"the {library} worker failed:\n{self.errors}")
+            print(f"{library}: skipped ({self.errors.strip()})", file=sys.stderr)
+
+    @property
+    def errors(self) -> str:
+        """What the worker wrote to stderr so far."""
+        self._stderr.seek(0)
+        return self._stderr.read()
+
+    def run(self, case: tuple[str, str, str]) -> dict[str, dict[str, list[float]]]:
+        """The worker's samples of ``case``'s phases, keyed as in ``worker.case_key``."""
+        self._process.stdin.write(json.dumps(case) + "\n")
+        self._process.stdin.flush()
+        answer = self._process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the {self.library} worker failed on {case}:\n{self.errors}")
+        return json.loads(answer)
+
+    def close(self) -> int:
+        """End the worker (its stdin closes) and return its exit status."""
+        self._process.stdin.close()
+        status = self._process.wait()
+        self._process.stdout.close()
+        return status
 
 
 def _median(entry: dict | None) -> tuple[float | None, str]:
@@ -134,8 +170,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from numbanorm.bench.cases import NORMS
 
     cases = _cases(args)
-    settings = {
-        "cases": cases,
+    timing = {
         "samples": args.samples,
         "batch_seconds": args.batch_seconds,
         "max_foreign": args.max_foreign,
@@ -143,11 +178,22 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     }
     merged: dict[str, dict[str, list[float]]] = {}
     for _ in range(args.rounds):
-        for library in ("numbanorm", "torch"):
-            for key, value in (_run_worker(library, settings) or {}).items():
-                entry = merged.setdefault(f"{library}|{key}", {"kept": [], "noisy": []})
-                entry["kept"] += value["kept"]
-                entry["noisy"] += value["noisy"]
+        workers: list[_Worker] = []
+        try:
+            for library in ("numbanorm", "torch"):
+                workers.append(_Worker(library, timing))
+            for case in cases:
+                for worker in (w for w in workers if w.available):
+                    for key, value in worker.run(case).items():
+                        entry = merged.setdefault(
+                            f"{worker.library}|{key}", {"kept": [], "noisy": []}
+                        )
+                        entry["kept"] += value["kept"]
+                        entry["noisy"] += value["noisy"]
+        finally:
+            for worker in workers:
+                if worker.available:
+                    worker.close()
     if args.json:
         with open(args.json, "w") as raw:
             json.dump(merged, raw)

@@ -41,20 +41,22 @@ class Sum(Function):
 
     @staticmethod
     def forward(ctx: Context, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
-        axes = _axes(dim, x.ndim)
-        ctx.shape, ctx.kept = x.shape, _kept_shape(x.shape, axes)
+        # axis=None when all: numpy's tuple-of-axes path costs more than a tiny sum itself, and
+        # the gradient of a sum of all elements broadcasts as it is (no kept shape to build)
+        axis = None if dim is None else _axes(dim, x.ndim)
+        ctx.shape = x.shape
+        ctx.kept = None if axis is None else _kept_shape(x.shape, axis)
         dtype = x.dtype if x.dtype.kind in "fc" else np.dtype(np.int64)
         # float16 accumulates in float32, as torch's CPU kernel does
         accumulate = np.float32 if dtype == np.float16 else dtype
-        # axis=None when all: numpy's tuple-of-axes path costs more than a tiny sum itself
-        axis = None if dim is None else axes
         result = x.sum(axis=axis, dtype=accumulate, keepdims=bool(keepdim))
         return np.asarray(result, dtype=dtype)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
+        fill = grad if ctx.kept is None else grad.reshape(ctx.kept)
         # np.full broadcasts its fill value in a third of broadcast_to(...).copy()'s time
-        return np.full(ctx.shape, grad.reshape(ctx.kept)), None, None
+        return np.full(ctx.shape, fill), None, None
 
 
 class Mean(Function):
