@@ -4,8 +4,9 @@ CUDA.
 A fresh array of tens of MB costs page faults and the kernel's zeroing of every page on its first
 write, and glibc hands blocks of 32 MB and more back to the system when they are freed, so a
 training loop pays that on every call: about a third of a float64 GroupNorm forward at
-(32, 64, 56, 56). Arrays of ``MIN_BYTES`` or more are therefore views of a ``bytearray`` kept
-here. A buffer is free again when no array refers to it any more (its reference count is back to
+(32, 64, 56, 56). Arrays of ``MIN_BYTES`` or more are therefore views of a buffer kept here: a
+uint8 numpy array, so that numpy asks the kernel for transparent huge pages for it (madvise), as
+it does for its own arrays of 4 MiB and more; a ``bytearray`` got 4 KiB pages. A buffer is free again when no array refers to it any more (its reference count is back to
 the cache's own), so views, slices and reshapes of an output keep it alive, as they would keep
 numpy's memory alive. ``NUMBANORM_HOST_CACHE_MB`` caps the bytes kept (default 1024; 0 turns the
 cache off); past the cap, free buffers are dropped oldest first, and an array that still does not
@@ -26,7 +27,7 @@ _PAGE = 4096
 _MAX_ITEMSIZE = 16  # complex128
 
 _lock = threading.Lock()
-_buffers: list[bytearray] = []  # oldest first
+_buffers: list[np.ndarray] = []  # oldest first, 1-D uint8
 
 
 def _references_in_scan(buffers: list) -> int:
@@ -38,10 +39,10 @@ def _references_in_scan(buffers: list) -> int:
 # A buffer's reference count while ``_free`` looks at it and nothing else holds it: the list
 # entry, the loop variable and getrefcount's argument, counted once here so that a Python that
 # counts differently still agrees.
-_FREE_REFERENCES = _references_in_scan([bytearray()])
+_FREE_REFERENCES = _references_in_scan([np.empty(0, np.uint8)])
 
 
-def _free(size: int) -> bytearray | None:
+def _free(size: int) -> np.ndarray | None:
     for buffer in _buffers:
         if len(buffer) == size and sys.getrefcount(buffer) == _FREE_REFERENCES:
             return buffer
@@ -78,9 +79,9 @@ def empty(shape: Any, dtype: Any = float) -> np.ndarray:
             _drop_free_buffers(size)
             if sum(len(b) for b in _buffers) + size > CAPACITY:
                 return np.empty(shape, dtype)
-            buffer = bytearray(size)
+            buffer = np.empty(size, np.uint8)
             _buffers.append(buffer)
-        return np.frombuffer(buffer, dtype, count).reshape(shape)
+        return buffer[:nbytes].view(dtype).reshape(shape)
 
 
 def empty_cache() -> None:
