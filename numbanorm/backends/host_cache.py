@@ -6,11 +6,12 @@ write, and glibc hands blocks of 32 MB and more back to the system when they are
 training loop pays that on every call: about a third of a float64 GroupNorm forward at
 (32, 64, 56, 56). Arrays of ``MIN_BYTES`` or more are therefore views of a buffer kept here: a
 uint8 numpy array, so that numpy asks the kernel for transparent huge pages for it (madvise), as
-it does for its own arrays of 4 MiB and more; a ``bytearray`` got 4 KiB pages. A buffer is free again when no array refers to it any more (its reference count is back to
-the cache's own), so views, slices and reshapes of an output keep it alive, as they would keep
-numpy's memory alive. ``NUMBANORM_HOST_CACHE_MB`` caps the bytes kept (default 1024; 0 turns the
-cache off); past the cap, free buffers are dropped oldest first, and an array that still does not
-fit is a plain ``np.empty``.
+it does for its own arrays of 4 MiB and more; a ``bytearray`` got 4 KiB pages. A buffer is free
+again when no array refers to it any more (its reference count is back to the cache's own), so
+views, slices and reshapes of an output keep it alive, as they would keep numpy's memory alive.
+``NUMBANORM_HOST_CACHE_MB`` caps the bytes kept (default 1024; 0 turns the cache off); past the
+cap, free buffers are dropped oldest first, and an array that still does not fit is a plain
+``np.empty``.
 """
 
 import os
