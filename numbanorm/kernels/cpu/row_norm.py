@@ -156,8 +156,8 @@ def _input_grad(dy, x, hi, lo, w, m, inv, k_x, dx):
         dx[j] = x.dtype.type(np.float64(dy[j]) * w - m) * inv - ((x[j] - hi) - lo) * k_x
 
 
-# GroupNorm, (N, C, S) view. The forward splits the rows (sample, group) in contiguous ranges and
-# pipelines each range: while it normalizes a row, stretch by stretch, it sums the same stretch of
+# GroupNorm, (N, C, S) view. The float32 forward splits the rows (sample, group) in contiguous
+# ranges and pipelines each range: while it normalizes a row, stretch by stretch, it sums the same stretch of
 # the next row, so that reading the next row from memory overlaps writing this one. The ranges
 # depend on the shape alone, so the bits do not depend on the thread count.
 
@@ -209,15 +209,41 @@ def _group_shift(x, i, c0):
     return np.float64(x[i, c0, 0]) if x.shape[2] > 0 and x.shape[1] > 0 else 0.0
 
 
+@cpu_helper
+def _group_statistics(x, i, c0, per_group, s1, s2, shift, count, eps, mean, invstd):
+    """Store row ``(i, c0 // per_group)``'s mean and invstd; return ``(hi, lo, inv)``."""
+    mu, inv = _finish(s1, s2, shift, count, eps, False)
+    mean[i, c0 // per_group] = mu
+    invstd[i, c0 // per_group] = inv
+    hi, lo = _split(mu, x)
+    return hi, lo, inv
+
+
 @cpu_kernel
 def group_norm_forward_ncs(x, groups, weight, bias, eps, y, mean, invstd):
-    """GroupNorm forward on an ``(N, C, S)`` view: ``y``, and ``mean``, ``invstd`` per row."""
+    """GroupNorm forward on an ``(N, C, S)`` view: ``y``, and ``mean``, ``invstd`` per row.
+
+    Float32 rows are pipelined (see above). Float64 rows are summed, then normalized, one row
+    after the other: on a znver4 host, at (32, 64, 3136), 3.6-4.4 ms against 4.3-5.2 ms
+    pipelined, in one process, alternating calls (float32 level either way; on an earlier AVX2
+    host pipelining made float32 1.45x faster, float64 1.05x). Both sum each row in the same
+    stretches, in the same order: the same bits.
+    """
     n, channels, s = x.shape
     per_group = channels // groups
     count = per_group * s
     w = _param_vector(weight, channels, 1.0, mean)
     b = _param_vector(bias, channels, 0.0, x)
     tasks = n * groups
+    if x.itemsize == 8:
+        for t in prange(tasks):
+            i, c0 = _group_start(t, groups, per_group)
+            shift = _group_shift(x, i, c0)
+            s1, s2 = _group_sums(x, i, c0, per_group, shift)
+            hi, lo, inv = _group_statistics(x, i, c0, per_group, s1, s2, shift, count, eps,
+                                            mean, invstd)  # fmt: skip
+            _normalize_group(x, i, c0, per_group, hi, lo, inv, w, b, y)
+        return
     ranges = _chunk_count(tasks, count)
     for k in prange(ranges):
         start, stop = _chunk_bounds(k, tasks, ranges)
@@ -228,10 +254,8 @@ def group_norm_forward_ncs(x, groups, weight, bias, eps, y, mean, invstd):
         s1, s2 = _group_sums(x, i, c0, per_group, shift)
         for t in range(start, stop):
             i, c0 = _group_start(t, groups, per_group)
-            mu, inv = _finish(s1, s2, shift, count, eps, False)
-            mean[i, c0 // per_group] = mu
-            invstd[i, c0 // per_group] = inv
-            hi, lo = _split(mu, x)
+            hi, lo, inv = _group_statistics(x, i, c0, per_group, s1, s2, shift, count, eps,
+                                            mean, invstd)  # fmt: skip
             if t + 1 == stop:
                 _normalize_group(x, i, c0, per_group, hi, lo, inv, w, b, y)
             else:
