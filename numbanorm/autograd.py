@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from numbanorm.backends import host_cache
 from numbanorm.dispatch import backend, device_of
 
 if TYPE_CHECKING:
@@ -304,8 +305,10 @@ def _only_reference(array: Any) -> bool:
         return False
     base = getattr(array, "base", None)
     while base is not None:
-        # References to a base: its view's ``.base``, the local ``base``, getrefcount's argument.
-        if sys.getrefcount(base) > 3:
+        # References to a base: its view's ``.base``, the local ``base``, getrefcount's argument,
+        # and the host cache's own, kept for reuse, when the base is one of its buffers.
+        references = sys.getrefcount(base)
+        if references > 3 and (references > 4 or not host_cache.holds(base)):
             return False
         base = getattr(base, "base", None)
     return True

@@ -85,6 +85,11 @@ def empty(shape: Any, dtype: Any = float) -> np.ndarray:
         return buffer[:nbytes].view(dtype).reshape(shape)
 
 
+def holds(buffer: Any) -> bool:
+    """Whether ``buffer`` is one of the cache's buffers (which the cache itself refers to)."""
+    return any(b is buffer for b in _buffers)
+
+
 def empty_cache() -> None:
     """Hand the free buffers back to the system (buffers in use stay until their arrays go)."""
     with _lock:

@@ -157,9 +157,9 @@ def _input_grad(dy, x, hi, lo, w, m, inv, k_x, dx):
 
 
 # GroupNorm, (N, C, S) view. The float32 forward splits the rows (sample, group) in contiguous
-# ranges and pipelines each range: while it normalizes a row, stretch by stretch, it sums the same stretch of
-# the next row, so that reading the next row from memory overlaps writing this one. The ranges
-# depend on the shape alone, so the bits do not depend on the thread count.
+# ranges and pipelines each range: while it normalizes a row, stretch by stretch, it sums the same
+# stretch of the next row, so that reading the next row from memory overlaps writing this one. The
+# ranges depend on the shape alone, so the bits do not depend on the thread count.
 
 
 @cpu_helper
