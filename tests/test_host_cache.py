@@ -65,6 +65,17 @@ def test_past_the_cap_free_buffers_go_oldest_first(monkeypatch):
     assert not b.flags.owndata and not c.flags.owndata
 
 
+def test_past_the_cap_a_free_buffer_behind_a_live_one_goes(monkeypatch):
+    mib = host_cache.MIN_BYTES
+    monkeypatch.setattr(host_cache, "CAPACITY", 4 * mib)
+    a = host_cache.empty((mib,), np.uint8)
+    b = host_cache.empty((2 * mib,), np.uint8)
+    del b
+    c = host_cache.empty((2 * mib + 4096,), np.uint8)
+    assert [len(x) for x in host_cache._buffers] == [mib, 2 * mib + 4096]
+    assert not a.flags.owndata and not c.flags.owndata
+
+
 def test_an_array_that_cannot_fit_under_the_cap_is_plain_numpy(monkeypatch):
     monkeypatch.setattr(host_cache, "CAPACITY", 3 * host_cache.MIN_BYTES)
     kept = host_cache.empty((2 * host_cache.MIN_BYTES,), np.uint8)

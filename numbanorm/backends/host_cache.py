@@ -53,12 +53,14 @@ def _free(size: int) -> np.ndarray | None:
 def _drop_free_buffers(needed: int) -> None:
     """Drop free buffers, oldest first, until ``needed`` more bytes fit under the cap."""
     total = sum(len(b) for b in _buffers)
-    for buffer in list(_buffers):
-        if total + needed <= CAPACITY:
-            return
-        if sys.getrefcount(buffer) == _FREE_REFERENCES + 1:  # + this loop's list copy
-            _buffers.remove(buffer)
+    kept = []
+    for buffer in _buffers:
+        # Tested before ``kept`` holds it too. Never list.remove: it compares numpy arrays by ==.
+        if total + needed > CAPACITY and sys.getrefcount(buffer) == _FREE_REFERENCES:
             total -= len(buffer)
+        else:
+            kept.append(buffer)
+    _buffers[:] = kept
 
 
 def empty(shape: Any, dtype: Any = float) -> np.ndarray:
