@@ -327,10 +327,10 @@ def _moment_rows(x, shift, p1, p2, start, stop):
 
     Loading and storing the float64 partials bounds the loop. Float32 rows go in pairs, loading
     and storing them once per two rows: 1.04-1.17 ms against 1.26-1.34 ms one row at a time, at
-    (32, 3136, 64); four rows at a time varied from 1.12 to 1.42 ms. Float64 rows go four at a
-    time: on an AVX-512 (znver5) host the sums alone took 1.19 ms against 2.19 ms one row at a
-    time, the whole forward 1.21-1.30x faster, where an earlier AVX2 host had four rows slower
-    (3.0-3.2 ms against 2.06-2.10 ms).
+    (32, 3136, 64); four rows at a time varied from 1.12 to 1.42 ms. Float64 rows go one at a
+    time: the whole forward at (32, 3136, 64) on a znver4 host 4.1-4.6 ms against 5.7-6.6 ms
+    four rows at a time, as on an AVX2 host (2.06-2.10 ms against 3.0-3.2 ms for the sums); a
+    znver5 host had four rows faster (the sums 1.19 against 2.19 ms).
     """
     j = start
     if x.itemsize == 4:
@@ -341,16 +341,6 @@ def _moment_rows(x, shift, p1, p2, start, stop):
                 p1[c] += d0 + d1
                 p2[c] += d0 * d0 + d1 * d1
             j += 2
-    else:
-        while j + 4 <= stop:
-            for c in range(x.shape[1]):
-                d0 = np.float64(x[j, c]) - shift[c]
-                d1 = np.float64(x[j + 1, c]) - shift[c]
-                d2 = np.float64(x[j + 2, c]) - shift[c]
-                d3 = np.float64(x[j + 3, c]) - shift[c]
-                p1[c] += (d0 + d1) + (d2 + d3)
-                p2[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-            j += 4
     for r in range(j, stop):
         for c in range(x.shape[1]):
             d = np.float64(x[r, c]) - shift[c]
