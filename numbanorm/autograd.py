@@ -264,9 +264,7 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     """
     start = root if root._ctx is None else root._ctx
     grads = {id(start): grad}
-    enabled = _state.enabled
-    _state.enabled = False  # no_grad() without building a context manager on every call
-    try:
+    with no_grad():
         for node in _topological_order(start):
             g = grads.pop(id(node), None)
             if g is None:
@@ -280,8 +278,6 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                 node.free()
             _add_grads(grads, node._edges, input_grads)
             del input_grads  # leaves ``grads`` the only holder, so a leaf can take one over
-    finally:
-        _state.enabled = enabled
 
 
 def _add_grads(grads: dict, edges: tuple, input_grads: tuple) -> None:
