@@ -1,10 +1,11 @@
 """``python -m numbanorm bench``: numbanorm against torch on the standard shapes, as a table.
 
 Each library runs in a process of its own (``numbanorm.bench.worker``, a new pair each round)
-on ``NUMBANORM_BENCH_THREADS`` threads (default 2), and the two take the cases of
-``numbanorm.bench.cases`` (the asv suite's) in turns, case by case: numbanorm's and torch's
-samples of a case are taken within the same minute, so a machine whose load drifts over a run
-moves both sides of a ratio together. The table gives the median time of each phase,
+on ``NUMBANORM_BENCH_THREADS`` threads (default 2), and the two time each phase of the cases of
+``numbanorm.bench.cases`` (the asv suite's) in turns, batch by batch, until each has
+``--samples`` quiet samples of it: numbanorm's and torch's samples of a phase are taken in
+alternating batches of a fraction of a second, so a machine whose load drifts over a run moves
+both sides of a ratio together. The table gives the median time of each phase,
 ``torch / numbanorm`` (above 1: numbanorm is faster) and the bandwidth numbanorm achieves
 against a copy of the same input on the same threads, measured in the same run. A phase's bytes
 are those it must move at the least: a forward reads its input and writes its output (2 bytes
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any, TextIO
 
 PHASE_BYTES = {"train_forward": 2, "eval_forward": 2, "forward_backward": 5}
@@ -36,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-foreign", type=float, default=0.1, help="busy share of the machine to allow"
     )
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds per case at most")
+    parser.add_argument(
+        "--budget", type=float, default=60.0, help="seconds per phase of a case at most"
+    )
     parser.add_argument("--norms", nargs="+", help="norms to run (default: all)")
     parser.add_argument("--dtypes", nargs="+", help="float32 and/or float64 (default: both)")
     parser.add_argument("--layouts", nargs="+", help="contiguous and/or channels_last")
@@ -65,7 +69,7 @@ def _cases(args: argparse.Namespace) -> list[tuple[str, str, str]]:
 
 
 class _Worker:
-    """A ``numbanorm.bench.worker`` process of ``library``, timing one case at a time."""
+    """A ``numbanorm.bench.worker`` process of ``library``, timing one batch at a time."""
 
     def __init__(self, library: str, timing: dict[str, Any]):
         self.library = library
@@ -88,9 +92,10 @@ class _Worker:
         self._stderr.seek(0)
         return self._stderr.read()
 
-    def run(self, case: tuple[str, str, str]) -> dict[str, dict[str, list[float]]]:
-        """The worker's samples of ``case``'s phases, keyed as in ``worker.case_key``."""
-        self._process.stdin.write(json.dumps(case) + "\n")
+    def batch(self, case: tuple[str, str, str], phase: str, seconds: float) -> dict:
+        """One batch of ``phase`` of ``case``, ``{"kept": [...], "noisy": [...]}``, waiting at
+        most ``seconds`` for a quiet machine."""
+        self._process.stdin.write(json.dumps([*case, phase, seconds]) + "\n")
         self._process.stdin.flush()
         answer = self._process.stdout.readline()
         if not answer:
@@ -103,6 +108,29 @@ class _Worker:
         status = self._process.wait()
         self._process.stdout.close()
         return status
+
+
+def _measure_phase(workers, case, phase, samples, budget, merged) -> None:
+    """Batches of ``phase`` of ``case`` from each worker in turn, into ``merged``, until each has
+    ``samples`` quiet samples or ``budget`` seconds have passed."""
+    from numbanorm.bench.worker import case_key
+
+    name, dtype, layout = case
+    key = case_key(name, phase, dtype, layout)
+    entries = [
+        merged.setdefault(f"{worker.library}|{key}", {"kept": [], "noisy": []})
+        for worker in workers
+    ]
+    deadline = time.perf_counter() + budget
+    while True:
+        for worker, entry in zip(workers, entries, strict=True):
+            answer = worker.batch(case, phase, max(deadline - time.perf_counter(), 0.0))
+            entry["kept"] += answer["kept"]
+            entry["noisy"] += answer["noisy"]
+        if time.perf_counter() > deadline or all(
+            len(entry["kept"]) >= samples for entry in entries
+        ):
+            return
 
 
 def _median(entry: dict | None) -> tuple[float | None, str]:
@@ -167,29 +195,23 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     import numpy as np
 
-    from numbanorm.bench.cases import NORMS
+    from numbanorm.bench.cases import NORMS, PHASES
+    from numbanorm.bench.worker import COPY
 
     cases = _cases(args)
-    timing = {
-        "samples": args.samples,
-        "batch_seconds": args.batch_seconds,
-        "max_foreign": args.max_foreign,
-        "budget_seconds": args.budget,
-    }
+    timing = {"batch_seconds": args.batch_seconds, "max_foreign": args.max_foreign}
     merged: dict[str, dict[str, list[float]]] = {}
     for _ in range(args.rounds):
         workers: list[_Worker] = []
         try:
             for library in ("numbanorm", "torch"):
                 workers.append(_Worker(library, timing))
+            running = [worker for worker in workers if worker.available]
+            ours = [worker for worker in running if worker.library == "numbanorm"]
             for case in cases:
-                for worker in (w for w in workers if w.available):
-                    for key, value in worker.run(case).items():
-                        entry = merged.setdefault(
-                            f"{worker.library}|{key}", {"kept": [], "noisy": []}
-                        )
-                        entry["kept"] += value["kept"]
-                        entry["noisy"] += value["noisy"]
+                for phase in PHASES:
+                    _measure_phase(running, case, phase, args.samples, args.budget, merged)
+                _measure_phase(ours, case, COPY, args.samples, args.budget, merged)
         finally:
             for worker in workers:
                 if worker.available:

@@ -43,30 +43,39 @@ def _wait_until_quiet(max_foreign, deadline, window=0.25):
             return
 
 
+def quiet_batch(function, batch_seconds, max_foreign, deadline):
+    """One batch of single-call times of ``function``, after waiting (until ``deadline``, a
+    ``time.perf_counter()`` value) for a quiet moment: ``{"kept": times, "noisy": []}`` if
+    other processes stayed under ``max_foreign`` of the machine meanwhile, else the other way
+    round."""
+    _wait_until_quiet(max_foreign, deadline)
+    function()  # untimed: caches and thread pools cooled down while waiting
+    try:
+        busy0, own0 = _machine_busy_jiffies(), _own_jiffies()
+    except OSError:
+        busy0 = own0 = 0
+    batch = []
+    batch_start = time.perf_counter()
+    while len(batch) < 3 or time.perf_counter() - batch_start < batch_seconds:
+        t0 = time.perf_counter()
+        function()
+        batch.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - batch_start
+    if _foreign_fraction(busy0, own0, elapsed) <= max_foreign:
+        return {"kept": batch, "noisy": []}
+    return {"kept": [], "noisy": batch}
+
+
 def measure(function, samples, batch_seconds, max_foreign, budget_seconds):
     """Times of ``samples`` single calls from quiet batches (or all, past the budget)."""
     for _ in range(3):
         function()
     kept, noisy = [], []
-    start = time.perf_counter()
+    deadline = time.perf_counter() + budget_seconds
     while len(kept) < samples:
-        _wait_until_quiet(max_foreign, start + budget_seconds)
-        function()  # untimed: caches and thread pools cooled down while waiting
-        try:
-            busy0, own0 = _machine_busy_jiffies(), _own_jiffies()
-        except OSError:
-            busy0 = own0 = 0
-        batch = []
-        batch_start = time.perf_counter()
-        while len(batch) < 3 or time.perf_counter() - batch_start < batch_seconds:
-            t0 = time.perf_counter()
-            function()
-            batch.append(time.perf_counter() - t0)
-        elapsed = time.perf_counter() - batch_start
-        if _foreign_fraction(busy0, own0, elapsed) <= max_foreign:
-            kept.extend(batch)
-        else:
-            noisy.extend(batch)
-        if time.perf_counter() - start > budget_seconds:
+        batch = quiet_batch(function, batch_seconds, max_foreign, deadline)
+        kept += batch["kept"]
+        noisy += batch["noisy"]
+        if time.perf_counter() > deadline:
             break
     return {"kept": kept, "noisy": noisy}
