@@ -144,16 +144,46 @@ def _negative_power(d, beta, precise, out, mantissa, exponent):
 
 
 @cpu_helper
-def _near_center(d, center, beta):
-    """Whether ``_binomial_power`` applies: ``center > 0``, ``|beta| <= 1`` and every ``d[i]``
-    within ``center * _NEAR`` of ``center`` (a NaN is not)."""
+def _near_center(v, offset, slope, center, beta):
+    """Whether ``_binomial_power`` applies to every ``d = offset + slope * v[i]``: ``center > 0``,
+    ``|beta| <= 1`` and each ``d`` within ``center * _NEAR`` of ``center`` (a NaN is not)."""
     if not (center > 0.0 and abs(beta) <= 1.0):
         return False
     limit = center * _NEAR
     outside = 0
-    for i in range(d.size):
-        outside += 0 if abs(d[i] - center) <= limit else 1
+    for i in range(v.size):
+        outside += 0 if abs((offset + slope * v[i]) - center) <= limit else 1
     return outside == 0
+
+
+@cpu_helper
+def _binomial_coefficients(beta):
+    """The binomial coefficients ``c_1 .. c_9`` of ``-beta``:
+    ``c_j = c_(j-1) * (-beta - (j-1)) / j``."""
+    c1 = -beta
+    c2 = c1 * (c1 - 1.0) / 2.0
+    c3 = c2 * (c1 - 2.0) / 3.0
+    c4 = c3 * (c1 - 3.0) / 4.0
+    c5 = c4 * (c1 - 4.0) / 5.0
+    c6 = c5 * (c1 - 5.0) / 6.0
+    c7 = c6 * (c1 - 6.0) / 7.0
+    c8 = c7 * (c1 - 7.0) / 8.0
+    c9 = c8 * (c1 - 8.0) / 9.0
+    return c1, c2, c3, c4, c5, c6, c7, c8, c9
+
+
+@cpu_helper
+def _binomial_series(t, c, precise):
+    """``(1 + t)**-beta`` for ``|t| <= 2**-6``, ``c`` from ``_binomial_coefficients``: 10 terms
+    when ``precise``, else 6."""
+    t2 = t * t
+    t4 = t2 * t2
+    if precise:
+        low = ((1.0 + c[0] * t) + t2 * (c[1] + c[2] * t)) + t4 * (
+            (c[3] + c[4] * t) + t2 * (c[5] + c[6] * t)
+        )
+        return low + (t4 * t4) * (c[7] + c[8] * t)
+    return ((1.0 + c[0] * t) + t2 * (c[1] + c[2] * t)) + t4 * (c[3] + c[4] * t)
 
 
 @cpu_helper
@@ -166,30 +196,11 @@ def _binomial_power(d, center, beta, precise, out):
     truncation after 10 terms by 2**-59 and after 6 (``precise`` false) by 2**-35; no division,
     logarithm or range reduction per element.
     """
-    # The binomial coefficients of -beta: c_j = c_(j-1) * (-beta - (j-1)) / j.
-    c1 = -beta
-    c2 = c1 * (c1 - 1.0) / 2.0
-    c3 = c2 * (c1 - 2.0) / 3.0
-    c4 = c3 * (c1 - 3.0) / 4.0
-    c5 = c4 * (c1 - 4.0) / 5.0
-    c6 = c5 * (c1 - 5.0) / 6.0
-    c7 = c6 * (c1 - 6.0) / 7.0
-    c8 = c7 * (c1 - 7.0) / 8.0
-    c9 = c8 * (c1 - 8.0) / 9.0
+    c = _binomial_coefficients(beta)
     scale = center**-beta
     inverse = 1.0 / center
-    if precise:
-        for i in range(d.size):
-            t = (d[i] - center) * inverse
-            t2 = t * t
-            t4 = t2 * t2
-            low = ((1.0 + c1 * t) + t2 * (c2 + c3 * t)) + t4 * ((c4 + c5 * t) + t2 * (c6 + c7 * t))
-            out[i] = scale * (low + (t4 * t4) * (c8 + c9 * t))
-    else:
-        for i in range(d.size):
-            t = (d[i] - center) * inverse
-            t2 = t * t
-            out[i] = scale * (((1.0 + c1 * t) + t2 * (c2 + c3 * t)) + (t2 * t2) * (c4 + c5 * t))
+    for i in range(d.size):
+        out[i] = scale * _binomial_series((d[i] - center) * inverse, c, precise)
 
 
 @cpu_helper
@@ -245,13 +256,9 @@ def _clipped(size, channels):
 
 
 @cpu_helper
-def _scales(xb, size, alpha, beta, k, floor_mean, precise, v, q, d, s, mantissa, exponent):
-    """``s = d**-beta`` and ``d`` of a ``(C, B)`` float64 block ``xb``, into ``s`` and ``d``;
-    ``precise`` as in ``_negative_power``.
-
-    ``floor_mean``: average the squares with integer division, as torch's avg_pool does on int64
-    input. ``v``, ``q`` (padded) and ``mantissa``, ``exponent`` (C*B) are scratch.
-    """
+def _window_squares(xb, size, v, q):
+    """The window sums of the squares of a ``(C, B)`` float64 block ``xb``, into
+    ``v[:C]``; ``v`` and ``q`` are padded scratch (see ``_scratch``)."""
     channels, width = xb.shape
     before, after, length = _clipped(size, channels)
     for p in range(before):
@@ -264,6 +271,17 @@ def _scales(xb, size, alpha, beta, k, floor_mean, precise, v, q, d, s, mantissa,
         for b in range(width):
             v[p, b] = 0.0
     _window_sums(v, q, channels, before, after)
+
+
+@cpu_helper
+def _powers(v, channels, size, alpha, beta, k, floor_mean, precise, d, s, mantissa, exponent):
+    """``d`` and ``s = d**-beta`` of a block from its window sums ``v[:channels]``; ``precise``
+    as in ``_negative_power``.
+
+    ``floor_mean``: average the squares with integer division, as torch's avg_pool does on int64
+    input. ``mantissa``, ``exponent`` (C*B) are scratch.
+    """
+    width = d.shape[1]
     scale = alpha / size
     for c in range(channels):
         if floor_mean:
@@ -272,7 +290,7 @@ def _scales(xb, size, alpha, beta, k, floor_mean, precise, v, q, d, s, mantissa,
         else:
             for b in range(width):
                 d[c, b] = k + scale * v[c, b]
-    if _near_center(d.reshape(-1), k, beta):
+    if _near_center(d.reshape(-1), 0.0, 1.0, k, beta):
         _binomial_power(d.reshape(-1), k, beta, precise, s.reshape(-1))
     else:
         _negative_power(d.reshape(-1), beta, precise, s.reshape(-1), mantissa, exponent)
@@ -292,13 +310,29 @@ def _scratch(channels, width, size):
 
 @cpu_helper
 def _forward_block(xb, size, alpha, beta, k, floor_mean, precise):
-    """``y`` of a ``(C, B)`` float64 block, in place."""
+    """``y`` of a ``(C, B)`` float64 block, in place.
+
+    Where the binomial series applies, ``d`` and its power are formed on the fly from the window
+    sums in the pass that scales ``xb``: the same operations as ``_powers`` and the product,
+    without writing and reading back ``d`` and ``s``.
+    """
     channels, width = xb.shape
     v, q, d, s, mantissa, exponent = _scratch(channels, width, size)
-    _scales(xb, size, alpha, beta, k, floor_mean, precise, v, q, d, s, mantissa, exponent)
-    for c in range(channels):
+    _window_squares(xb, size, v, q)
+    slope = alpha / size
+    if not floor_mean and _near_center(v[:channels].reshape(-1), k, slope, k, beta):
+        c = _binomial_coefficients(beta)
+        factor = k**-beta
+        inverse = 1.0 / k
+        for ch in range(channels):
+            for b in range(width):
+                t = ((k + slope * v[ch, b]) - k) * inverse
+                xb[ch, b] *= factor * _binomial_series(t, c, precise)
+        return
+    _powers(v, channels, size, alpha, beta, k, floor_mean, precise, d, s, mantissa, exponent)
+    for ch in range(channels):
         for b in range(width):
-            xb[c, b] *= s[c, b]
+            xb[ch, b] *= s[ch, b]
 
 
 @cpu_helper
@@ -310,7 +344,8 @@ def _backward_block(gb, xb, size, alpha, beta, k, precise):
     """
     channels, width = xb.shape
     v, q, d, s, mantissa, exponent = _scratch(channels, width, size)
-    _scales(xb, size, alpha, beta, k, False, precise, v, q, d, s, mantissa, exponent)
+    _window_squares(xb, size, v, q)
+    _powers(v, channels, size, alpha, beta, k, False, precise, d, s, mantissa, exponent)
     coefficient = 2.0 * alpha * beta / size
     if coefficient == 0.0:
         # alpha or beta 0: d does not depend on x (torch's pow backward gives exact zeros).

@@ -196,7 +196,7 @@ def test_binomial_power_matches_pow(center, precise):
     """Near ``k`` the binomial series: within 8 half-ulps of ``pow`` for a float64 result (the
     series' roundings, ``k**-beta`` and the product by it), within 2**-30 for a float32 one."""
     d = _near(center)
-    assert _near_center(d, center, 0.75)
+    assert _near_center(d, 0.0, 1.0, center, 0.75)
     for beta in NEAR_BETAS:
         out = np.empty_like(d)
         _binomial_power(d, center, beta, precise, out)
@@ -211,13 +211,23 @@ def test_near_center_bounds_the_binomial_series():
     coefficient at most 1); NaN, a base further out, ``k <= 0`` or a larger ``|beta|`` go to the
     general power."""
     d = _near(2.0)
-    assert _near_center(d, 2.0, 1.0) and _near_center(d, 2.0, -1.0)
-    assert not _near_center(d, 2.0, 1.5)
-    assert not _near_center(d, 2.0, -1.01)
+    assert _near_center(d, 0.0, 1.0, 2.0, 1.0) and _near_center(d, 0.0, 1.0, 2.0, -1.0)
+    assert not _near_center(d, 0.0, 1.0, 2.0, 1.5)
+    assert not _near_center(d, 0.0, 1.0, 2.0, -1.01)
     for outlier in (np.nan, 2.0 * (1.0 + 1.01 * _NEAR), 2.0 * (1.0 - 1.01 * _NEAR), np.inf):
-        assert not _near_center(np.append(d, outlier), 2.0, 0.75), outlier
-    assert not _near_center(np.zeros(3), 0.0, 0.75)
-    assert not _near_center(np.full(3, -1.0), -1.0, 0.75)
+        assert not _near_center(np.append(d, outlier), 0.0, 1.0, 2.0, 0.75), outlier
+    assert not _near_center(np.zeros(3), 0.0, 1.0, 0.0, 0.75)
+    assert not _near_center(np.full(3, -1.0), 0.0, 1.0, -1.0, 0.75)
+
+
+def test_near_center_of_window_sums():
+    """The forward tests its window sums ``v`` as the bases ``k + slope*v`` they stand for,
+    without forming them: a sum whose base leaves ``k * (1 + 2**-6)`` (or a NaN one) fails."""
+    k, slope = 2.0, 1e-4 / 5
+    v = np.linspace(0.0, k * _NEAR / slope * (1.0 - 1e-9), 101)
+    assert _near_center(v, k, slope, k, 0.75)
+    for outlier in (k * _NEAR / slope * 1.01, np.nan, np.inf):
+        assert not _near_center(np.append(v, outlier), k, slope, k, 0.75), outlier
 
 
 @pytest.mark.parametrize("size", [3, 11])  # summed directly, and by blocks
