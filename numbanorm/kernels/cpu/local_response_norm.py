@@ -370,6 +370,15 @@ def _backward_block(gb, xb, size, alpha, beta, k, precise):
 
 
 @cpu_helper
+def _copy(source, out):
+    """``out[:] = source`` for 1-D arrays of any dtypes, indexed from 0: an index with an offset
+    (``x[i, c, start + b]``) keeps numba's wraparound test for negative indices in the loop,
+    which then does not vectorize."""
+    for b in range(source.size):
+        out[b] = source[b]
+
+
+@cpu_helper
 def _blocks(count, width):
     return (count + width - 1) // width
 
@@ -394,14 +403,13 @@ def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
         i = t // per_sample
         start = (t - i * per_sample) * block
         width = min(block, s - start)
+        stop = start + width
         xb = np.empty((channels, width))
         for c in range(channels):
-            for b in range(width):
-                xb[c, b] = x[i, c, start + b]
+            _copy(x[i, c, start:stop], xb[c])
         _forward_block(xb, size, alpha, beta, k, floor_mean, precise)
         for c in range(channels):
-            for b in range(width):
-                y[i, c, start + b] = xb[c, b]
+            _copy(xb[c], y[i, c, start:stop])
 
 
 @cpu_kernel
@@ -440,16 +448,15 @@ def local_response_norm_backward_ncs(dy, x, size, alpha, beta, k, dx):
         i = t // per_sample
         start = (t - i * per_sample) * block
         width = min(block, s - start)
+        stop = start + width
         xb = np.empty((channels, width))
         gb = np.empty((channels, width))
         for c in range(channels):
-            for b in range(width):
-                xb[c, b] = x[i, c, start + b]
-                gb[c, b] = dy[i, c, start + b]
+            _copy(x[i, c, start:stop], xb[c])
+            _copy(dy[i, c, start:stop], gb[c])
         _backward_block(gb, xb, size, alpha, beta, k, precise)
         for c in range(channels):
-            for b in range(width):
-                dx[i, c, start + b] = gb[c, b]
+            _copy(gb[c], dx[i, c, start:stop])
 
 
 @cpu_kernel
