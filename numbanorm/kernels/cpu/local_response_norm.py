@@ -46,6 +46,13 @@ from numbanorm.kernels.config import cpu_helper, cpu_kernel
 _BLOCK = 64
 _NCS_ELEMENTS = 16384
 _NCS_MAX_BLOCK = 256
+# The blocks go to at most this many lanes, each allocating its scratch once and running its
+# blocks one after the other. Scratch allocated per block (an ncs block's arrays are 128 KiB
+# each) came from mmap past glibc's threshold, with page faults on every block: 100-115 ms
+# against 29-30 ms for the forward at (32, 64, 12544) in a process that had not yet freed a
+# large block (one without torch, loading its kernels from numba's cache). Fewer lanes fault in
+# less fresh scratch per call: 16 lanes 31-36 ms there, 64 lanes 39-49 ms.
+_LANES = 16
 # Windows up to this many channels are summed directly; longer ones by blocks.
 _DIRECT_WINDOW = 8
 # d within this share of k takes the binomial series for d**-beta.
@@ -297,27 +304,55 @@ def _powers(v, channels, size, alpha, beta, k, floor_mean, precise, d, s, mantis
 
 
 @cpu_helper
-def _scratch(channels, width, size):
+def _lane_buffers(channels, block, size):
+    """Flat scratch for blocks of ``channels`` rows and up to ``block`` columns: one lane's
+    input and gradient blocks, then those of ``_scratch``."""
     length = _clipped(size, channels)[2]
-    v = np.empty((length, width))
-    q = np.empty((length, width))
-    d = np.empty((channels, width))
-    s = np.empty((channels, width))
-    mantissa = np.empty(channels * width)
-    exponent = np.empty(channels * width)
-    return v, q, d, s, mantissa, exponent
+    area = channels * block
+    return (
+        np.empty(area),
+        np.empty(area),
+        np.empty(length * block),
+        np.empty(length * block),
+        np.empty(area),
+        np.empty(area),
+        np.empty(area),
+        np.empty(area),
+    )
 
 
 @cpu_helper
-def _forward_block(xb, size, alpha, beta, k, floor_mean, precise):
-    """``y`` of a ``(C, B)`` float64 block, in place.
+def _block(buffer, rows, width):
+    """A ``(rows, width)`` C-contiguous array at the start of the flat ``buffer``."""
+    return buffer[: rows * width].reshape(rows, width)
+
+
+@cpu_helper
+def _scratch(buffers, channels, width, size):
+    """``_lane_buffers``' scratch shaped for a block of ``width`` columns: ``v``, ``q``
+    (padded), ``d``, ``s``, and the flat ``mantissa`` and ``exponent``."""
+    length = _clipped(size, channels)[2]
+    area = channels * width
+    return (
+        _block(buffers[2], length, width),
+        _block(buffers[3], length, width),
+        _block(buffers[4], channels, width),
+        _block(buffers[5], channels, width),
+        buffers[6][:area],
+        buffers[7][:area],
+    )
+
+
+@cpu_helper
+def _forward_block(xb, buffers, size, alpha, beta, k, floor_mean, precise):
+    """``y`` of a ``(C, B)`` float64 block, in place; ``buffers`` from ``_lane_buffers``.
 
     Where the binomial series applies, ``d`` and its power are formed on the fly from the window
     sums in the pass that scales ``xb``: the same operations as ``_powers`` and the product,
     without writing and reading back ``d`` and ``s``.
     """
     channels, width = xb.shape
-    v, q, d, s, mantissa, exponent = _scratch(channels, width, size)
+    v, q, d, s, mantissa, exponent = _scratch(buffers, channels, width, size)
     _window_squares(xb, size, v, q)
     slope = alpha / size
     if not floor_mean and _near_center(v[:channels].reshape(-1), k, slope, k, beta):
@@ -336,14 +371,15 @@ def _forward_block(xb, size, alpha, beta, k, floor_mean, precise):
 
 
 @cpu_helper
-def _backward_block(gb, xb, size, alpha, beta, k, precise):
-    """``dx`` of ``(C, B)`` float64 blocks of ``dy`` and ``x``, into ``gb``.
+def _backward_block(gb, xb, buffers, size, alpha, beta, k, precise):
+    """``dx`` of ``(C, B)`` float64 blocks of ``dy`` and ``x``, into ``gb``; ``buffers`` from
+    ``_lane_buffers``.
 
     ``dx_j = g_j s_j - (2 alpha beta / size) x_j * sum over the outputs i whose window holds j of
     g_i x_i s_i / d_i``: those i are j - (size-1)//2 .. j + size//2, the window reversed.
     """
     channels, width = xb.shape
-    v, q, d, s, mantissa, exponent = _scratch(channels, width, size)
+    v, q, d, s, mantissa, exponent = _scratch(buffers, channels, width, size)
     _window_squares(xb, size, v, q)
     _powers(v, channels, size, alpha, beta, k, False, precise, d, s, mantissa, exponent)
     coefficient = 2.0 * alpha * beta / size
@@ -384,6 +420,12 @@ def _blocks(count, width):
 
 
 @cpu_helper
+def _lane_tasks(lane, tasks, lanes):
+    """The range of blocks of ``lane``: contiguous, split by the shape alone."""
+    return lane * tasks // lanes, (lane + 1) * tasks // lanes
+
+
+@cpu_helper
 def _ncs_block(channels):
     """Columns per block of an ``(N, C, S)`` view."""
     return max(_BLOCK, min(_NCS_ELEMENTS // max(channels, 1), _NCS_MAX_BLOCK))
@@ -398,18 +440,22 @@ def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
     n, channels, s = x.shape
     block = _ncs_block(channels)
     per_sample = _blocks(s, block)
+    tasks = n * per_sample
+    lanes = min(tasks, _LANES)
     precise = y.itemsize >= 8  # a float64 result; float32 needs fewer digits
-    for t in prange(n * per_sample):
-        i = t // per_sample
-        start = (t - i * per_sample) * block
-        width = min(block, s - start)
-        stop = start + width
-        xb = np.empty((channels, width))
-        for c in range(channels):
-            _copy(x[i, c, start:stop], xb[c])
-        _forward_block(xb, size, alpha, beta, k, floor_mean, precise)
-        for c in range(channels):
-            _copy(xb[c], y[i, c, start:stop])
+    for lane in prange(lanes):
+        buffers = _lane_buffers(channels, block, size)
+        start_task, stop_task = _lane_tasks(lane, tasks, lanes)
+        for t in range(start_task, stop_task):
+            i = t // per_sample
+            start = (t - i * per_sample) * block
+            stop = min(start + block, s)
+            xb = _block(buffers[0], channels, stop - start)
+            for c in range(channels):
+                _copy(x[i, c, start:stop], xb[c])
+            _forward_block(xb, buffers, size, alpha, beta, k, floor_mean, precise)
+            for c in range(channels):
+                _copy(xb[c], y[i, c, start:stop])
 
 
 @cpu_kernel
@@ -418,22 +464,27 @@ def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
     ``y``; arguments as the ncs kernel."""
     n, s, channels = x.shape
     rows = n * s
+    tasks = _blocks(rows, _BLOCK)
+    lanes = min(tasks, _LANES)
     precise = y.itemsize >= 8  # a float64 result; float32 needs fewer digits
-    for t in prange(_blocks(rows, _BLOCK)):
-        start = t * _BLOCK
-        width = min(_BLOCK, rows - start)
-        xb = np.empty((channels, width))
-        for b in range(width):
-            i = (start + b) // s
-            j = start + b - i * s
-            for c in range(channels):
-                xb[c, b] = x[i, j, c]
-        _forward_block(xb, size, alpha, beta, k, floor_mean, precise)
-        for b in range(width):
-            i = (start + b) // s
-            j = start + b - i * s
-            for c in range(channels):
-                y[i, j, c] = xb[c, b]
+    for lane in prange(lanes):
+        buffers = _lane_buffers(channels, _BLOCK, size)
+        start_task, stop_task = _lane_tasks(lane, tasks, lanes)
+        for t in range(start_task, stop_task):
+            start = t * _BLOCK
+            width = min(_BLOCK, rows - start)
+            xb = _block(buffers[0], channels, width)
+            for b in range(width):
+                i = (start + b) // s
+                j = start + b - i * s
+                for c in range(channels):
+                    xb[c, b] = x[i, j, c]
+            _forward_block(xb, buffers, size, alpha, beta, k, floor_mean, precise)
+            for b in range(width):
+                i = (start + b) // s
+                j = start + b - i * s
+                for c in range(channels):
+                    y[i, j, c] = xb[c, b]
 
 
 @cpu_kernel
@@ -443,20 +494,24 @@ def local_response_norm_backward_ncs(dy, x, size, alpha, beta, k, dx):
     n, channels, s = x.shape
     block = _ncs_block(channels)
     per_sample = _blocks(s, block)
+    tasks = n * per_sample
+    lanes = min(tasks, _LANES)
     precise = dx.itemsize >= 8  # a float64 result; float32 needs fewer digits
-    for t in prange(n * per_sample):
-        i = t // per_sample
-        start = (t - i * per_sample) * block
-        width = min(block, s - start)
-        stop = start + width
-        xb = np.empty((channels, width))
-        gb = np.empty((channels, width))
-        for c in range(channels):
-            _copy(x[i, c, start:stop], xb[c])
-            _copy(dy[i, c, start:stop], gb[c])
-        _backward_block(gb, xb, size, alpha, beta, k, precise)
-        for c in range(channels):
-            _copy(gb[c], dx[i, c, start:stop])
+    for lane in prange(lanes):
+        buffers = _lane_buffers(channels, block, size)
+        start_task, stop_task = _lane_tasks(lane, tasks, lanes)
+        for t in range(start_task, stop_task):
+            i = t // per_sample
+            start = (t - i * per_sample) * block
+            stop = min(start + block, s)
+            xb = _block(buffers[0], channels, stop - start)
+            gb = _block(buffers[1], channels, stop - start)
+            for c in range(channels):
+                _copy(x[i, c, start:stop], xb[c])
+                _copy(dy[i, c, start:stop], gb[c])
+            _backward_block(gb, xb, buffers, size, alpha, beta, k, precise)
+            for c in range(channels):
+                _copy(gb[c], dx[i, c, start:stop])
 
 
 @cpu_kernel
@@ -464,21 +519,26 @@ def local_response_norm_backward_nsc(dy, x, size, alpha, beta, k, dx):
     """The input's gradient on ``(N, S, C)`` views, arguments as the ncs kernel."""
     n, s, channels = x.shape
     rows = n * s
+    tasks = _blocks(rows, _BLOCK)
+    lanes = min(tasks, _LANES)
     precise = dx.itemsize >= 8  # a float64 result; float32 needs fewer digits
-    for t in prange(_blocks(rows, _BLOCK)):
-        start = t * _BLOCK
-        width = min(_BLOCK, rows - start)
-        xb = np.empty((channels, width))
-        gb = np.empty((channels, width))
-        for b in range(width):
-            i = (start + b) // s
-            j = start + b - i * s
-            for c in range(channels):
-                xb[c, b] = x[i, j, c]
-                gb[c, b] = dy[i, j, c]
-        _backward_block(gb, xb, size, alpha, beta, k, precise)
-        for b in range(width):
-            i = (start + b) // s
-            j = start + b - i * s
-            for c in range(channels):
-                dx[i, j, c] = gb[c, b]
+    for lane in prange(lanes):
+        buffers = _lane_buffers(channels, _BLOCK, size)
+        start_task, stop_task = _lane_tasks(lane, tasks, lanes)
+        for t in range(start_task, stop_task):
+            start = t * _BLOCK
+            width = min(_BLOCK, rows - start)
+            xb = _block(buffers[0], channels, width)
+            gb = _block(buffers[1], channels, width)
+            for b in range(width):
+                i = (start + b) // s
+                j = start + b - i * s
+                for c in range(channels):
+                    xb[c, b] = x[i, j, c]
+                    gb[c, b] = dy[i, j, c]
+            _backward_block(gb, xb, buffers, size, alpha, beta, k, precise)
+            for b in range(width):
+                i = (start + b) // s
+                j = start + b - i * s
+                for c in range(channels):
+                    dx[i, j, c] = gb[c, b]
