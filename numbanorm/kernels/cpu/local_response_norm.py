@@ -458,6 +458,53 @@ def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
                 _copy(xb[c], y[i, c, start:stop])
 
 
+@cpu_helper
+def _forward_rows(x, start, width, size, alpha, beta, k, precise, buffers, y):
+    """The forward of rows ``[start, start + width)`` of an ``(N, S, C)`` view in place, along
+    each row, without transposing it into a block: for windows of up to ``_DIRECT_WINDOW``
+    channels whose every ``d`` takes the binomial series (the same operations, in the same
+    order, as ``_forward_block``). Returns whether it applied; if not, ``y`` is untouched.
+
+    Indices are unsigned: an index with an offset (``p[c + w]``) would keep numba's wraparound
+    test for negative indices in the loop, which then does not vectorize.
+    """
+    s, channels = x.shape[1], x.shape[2]
+    before, after, length = _clipped(size, channels)
+    if before + 1 + after > _DIRECT_WINDOW:
+        return False
+    v = _block(buffers[2], width, channels)
+    p = buffers[3][:length]
+    p[:] = 0.0
+    first = np.uint64(before)
+    for b in range(width):
+        i = (start + b) // s
+        j = start + b - i * s
+        for c in range(np.uint64(channels)):
+            value = np.float64(x[i, j, c])
+            p[c + first] = value * value
+        for c in range(np.uint64(channels)):
+            v[b, c] = p[c]
+        for w in range(1, before + 1 + after):
+            shift = np.uint64(w)
+            for c in range(np.uint64(channels)):
+                v[b, c] += p[c + shift]
+    slope = alpha / size
+    if not _near_center(v.reshape(-1), k, slope, k, beta):
+        return False
+    coefficients = _binomial_coefficients(beta)
+    factor = k**-beta
+    inverse = 1.0 / k
+    for b in range(width):
+        i = (start + b) // s
+        j = start + b - i * s
+        for c in range(channels):
+            t = ((k + slope * v[b, c]) - k) * inverse
+            y[i, j, c] = np.float64(x[i, j, c]) * (
+                factor * _binomial_series(t, coefficients, precise)
+            )
+    return True
+
+
 @cpu_kernel
 def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
     """torch.nn.functional.local_response_norm on an ``(N, S, C)`` view (channels-last), into
@@ -473,6 +520,9 @@ def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
         for t in range(start_task, stop_task):
             start = t * _BLOCK
             width = min(_BLOCK, rows - start)
+            if not floor_mean and _forward_rows(x, start, width, size, alpha, beta, k, precise,
+                                                buffers, y):  # fmt: skip
+                continue
             xb = _block(buffers[0], channels, width)
             for b in range(width):
                 i = (start + b) // s

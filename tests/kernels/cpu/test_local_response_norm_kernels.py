@@ -299,3 +299,17 @@ def test_window_far_longer_than_the_channels(layout):
     # Windows of 2C-1 channels already hold every channel; with alpha scaled alike, the same.
     backward(x, x, 7, 1e9 * 7 / size, 0.75, 1.0, dx_covering)
     assert_close(dx_long, dx_covering, "dx")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [1, 2, 5, 8])
+def test_channels_last_rows_match_the_blocks_bit_for_bit(dtype, size):
+    """The channels-last forward runs windows of up to 8 channels along each row (no transposed
+    block) when the binomial series applies: the same bits as the blocks of the ncs kernel."""
+    x = np.random.default_rng(size).standard_normal((2, 33, 70)).astype(dtype)  # (N, C, S)
+    blocks = np.empty_like(x)
+    local_response_norm_ncs(x, size, 1e-4, 0.75, 1.0, False, blocks)
+    x_nsc = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    rows = np.empty_like(x_nsc)
+    local_response_norm_nsc(x_nsc, size, 1e-4, 0.75, 1.0, False, rows)
+    np.testing.assert_array_equal(np.moveaxis(rows, -1, 1), blocks)
