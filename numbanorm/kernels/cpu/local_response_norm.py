@@ -10,7 +10,9 @@ count_include_pad). The input is a 3-D view in one of two layouts, as the BatchN
 Any strides are correct. Each task copies a block of columns (one ``(n, s)`` position each) into a
 float64 ``(C, B)`` buffer, so that everything after the copy runs on contiguous rows of ``B``
 columns that vectorize, whatever the layout; tasks never share a sum, so the results are the same
-bits whatever the thread count.
+bits whatever the thread count. The channels-last forward skips the transposing copy where it
+can: windows of up to ``_DIRECT_WINDOW`` channels whose powers take the binomial series run along
+each row, with the same operations in the same order (``_forward_rows``).
 
 Windows of up to ``_DIRECT_WINDOW`` channels are summed directly, in one pass. Longer ones are
 van Herk / Gil-Werman block sums, not a running sum that adds the entering value and subtracts
