@@ -196,9 +196,15 @@ def test_libraries_take_turns_batch_by_batch(monkeypatch, tmp_path):
     turns = [("numbanorm", "train_forward"), ("torch", "train_forward")] * 2
     assert order[:4] == turns
     assert order[-2:] == [("numbanorm", "copy")] * 2
-    assert {key: len(entry["kept"]) for key, entry in raw.items()} == {
-        f"{library}|RMSNorm|{phase}|float32|contiguous": 6
-        for library in ("numbanorm", "torch")
-        for phase in ("train_forward", "eval_forward", "forward_backward", "copy")
-        if library == "numbanorm" or phase != "copy"
-    }
+    phases = ("train_forward", "eval_forward", "forward_backward")
+    key = "{}|RMSNorm|{}|float32|contiguous"
+    assert sorted(raw) == sorted(
+        [key.format(library, phase) for library in ("numbanorm", "torch") for phase in phases]
+        + [key.format("numbanorm", "copy")]
+    )
+    assert all(len(entry["kept"]) >= 6 for entry in raw.values())
+    # A batch whose seconds were busy is kept as noisy and both take another turn: the two
+    # libraries always have as many batches (of 3 calls) of a phase.
+    for phase in phases:
+        ours, theirs = raw[key.format("numbanorm", phase)], raw[key.format("torch", phase)]
+        assert len(ours["kept"] + ours["noisy"]) == len(theirs["kept"] + theirs["noisy"])

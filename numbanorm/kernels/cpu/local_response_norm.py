@@ -417,6 +417,29 @@ def _copy(source, out):
 
 
 @cpu_helper
+def _gather_rows(x, start, xb):
+    """Rows ``start ..`` of an ``(N, S, C)`` view (rows counted over ``N*S``), one a column of
+    the ``(C, B)`` block ``xb``."""
+    s = x.shape[1]
+    for b in range(xb.shape[1]):
+        i = (start + b) // s
+        j = start + b - i * s
+        for c in range(xb.shape[0]):
+            xb[c, b] = x[i, j, c]
+
+
+@cpu_helper
+def _scatter_rows(xb, start, y):
+    """The inverse of ``_gather_rows``: the columns of ``xb`` into rows ``start ..`` of ``y``."""
+    s = y.shape[1]
+    for b in range(xb.shape[1]):
+        i = (start + b) // s
+        j = start + b - i * s
+        for c in range(xb.shape[0]):
+            y[i, j, c] = xb[c, b]
+
+
+@cpu_helper
 def _blocks(count, width):
     return (count + width - 1) // width
 
@@ -526,17 +549,9 @@ def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
                                                 buffers, y):  # fmt: skip
                 continue
             xb = _block(buffers[0], channels, width)
-            for b in range(width):
-                i = (start + b) // s
-                j = start + b - i * s
-                for c in range(channels):
-                    xb[c, b] = x[i, j, c]
+            _gather_rows(x, start, xb)
             _forward_block(xb, buffers, size, alpha, beta, k, floor_mean, precise)
-            for b in range(width):
-                i = (start + b) // s
-                j = start + b - i * s
-                for c in range(channels):
-                    y[i, j, c] = xb[c, b]
+            _scatter_rows(xb, start, y)
 
 
 @cpu_kernel
@@ -582,15 +597,7 @@ def local_response_norm_backward_nsc(dy, x, size, alpha, beta, k, dx):
             width = min(_BLOCK, rows - start)
             xb = _block(buffers[0], channels, width)
             gb = _block(buffers[1], channels, width)
-            for b in range(width):
-                i = (start + b) // s
-                j = start + b - i * s
-                for c in range(channels):
-                    xb[c, b] = x[i, j, c]
-                    gb[c, b] = dy[i, j, c]
+            _gather_rows(x, start, xb)
+            _gather_rows(dy, start, gb)
             _backward_block(gb, xb, buffers, size, alpha, beta, k, precise)
-            for b in range(width):
-                i = (start + b) // s
-                j = start + b - i * s
-                for c in range(channels):
-                    dx[i, j, c] = gb[c, b]
+            _scatter_rows(gb, start, dx)
