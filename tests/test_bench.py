@@ -153,7 +153,8 @@ def test_worker_times_one_batch_a_line():
             worker.stdin.flush()
             answer = json.loads(worker.stdout.readline())
             assert sorted(answer) == ["kept", "noisy"]
-            assert len(answer["kept"]) == 3 and answer["noisy"] == []
+            # One batch of 3 calls: kept, or noisy if other processes were busy meanwhile.
+            assert len(answer["kept"]) in (0, 3) and len(answer["kept"] + answer["noisy"]) == 3
     worker.stdin.write('["BatchNorm5d", "float32", "contiguous", "train_forward", 1]\n')
     worker.stdin.flush()
     assert worker.stdout.readline() == ""
