@@ -417,6 +417,29 @@ def _copy(source, out):
 
 
 @cpu_helper
+def _ncs_span(t, per_sample, block, s):
+    """Sample and columns ``[start, stop)`` of block ``t`` of an ``(N, C, S)`` view."""
+    i = t // per_sample
+    start = (t - i * per_sample) * block
+    return i, start, min(start + block, s)
+
+
+@cpu_helper
+def _gather_columns(x, i, start, xb):
+    """Columns ``start ..`` of sample ``i`` of an ``(N, C, S)`` view into the ``(C, B)`` block
+    ``xb``."""
+    for c in range(xb.shape[0]):
+        _copy(x[i, c, start : start + xb.shape[1]], xb[c])
+
+
+@cpu_helper
+def _scatter_columns(xb, i, start, y):
+    """The inverse of ``_gather_columns``: ``xb`` into columns ``start ..`` of sample ``i``."""
+    for c in range(xb.shape[0]):
+        _copy(xb[c], y[i, c, start : start + xb.shape[1]])
+
+
+@cpu_helper
 def _gather_rows(x, start, xb):
     """Rows ``start ..`` of an ``(N, S, C)`` view (rows counted over ``N*S``), one a column of
     the ``(C, B)`` block ``xb``."""
@@ -472,15 +495,11 @@ def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
         buffers = _lane_buffers(channels, block, size)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
-            i = t // per_sample
-            start = (t - i * per_sample) * block
-            stop = min(start + block, s)
+            i, start, stop = _ncs_span(t, per_sample, block, s)
             xb = _block(buffers[0], channels, stop - start)
-            for c in range(channels):
-                _copy(x[i, c, start:stop], xb[c])
+            _gather_columns(x, i, start, xb)
             _forward_block(xb, buffers, size, alpha, beta, k, floor_mean, precise)
-            for c in range(channels):
-                _copy(xb[c], y[i, c, start:stop])
+            _scatter_columns(xb, i, start, y)
 
 
 @cpu_helper
@@ -568,17 +587,13 @@ def local_response_norm_backward_ncs(dy, x, size, alpha, beta, k, dx):
         buffers = _lane_buffers(channels, block, size)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
-            i = t // per_sample
-            start = (t - i * per_sample) * block
-            stop = min(start + block, s)
+            i, start, stop = _ncs_span(t, per_sample, block, s)
             xb = _block(buffers[0], channels, stop - start)
             gb = _block(buffers[1], channels, stop - start)
-            for c in range(channels):
-                _copy(x[i, c, start:stop], xb[c])
-                _copy(dy[i, c, start:stop], gb[c])
+            _gather_columns(x, i, start, xb)
+            _gather_columns(dy, i, start, gb)
             _backward_block(gb, xb, buffers, size, alpha, beta, k, precise)
-            for c in range(channels):
-                _copy(gb[c], dx[i, c, start:stop])
+            _scatter_columns(gb, i, start, dx)
 
 
 @cpu_kernel
