@@ -10,9 +10,10 @@ count_include_pad). The input is a 3-D view in one of two layouts, as the BatchN
 Any strides are correct. Each task copies a block of columns (one ``(n, s)`` position each) into a
 float64 ``(C, B)`` buffer, so that everything after the copy runs on contiguous rows of ``B``
 columns that vectorize, whatever the layout; tasks never share a sum, so the results are the same
-bits whatever the thread count. The channels-last forward skips the transposing copy where it
-can: windows of up to ``_DIRECT_WINDOW`` channels whose powers take the binomial series run along
-each row, with the same operations in the same order (``_forward_rows``).
+bits whatever the thread count. The forwards skip the copy where they can: windows of up to
+``_DIRECT_WINDOW`` channels whose powers take the binomial series run along each channels-last
+row (``_forward_rows``) or down each contiguous block's channel rows (``_forward_columns``), with
+the same operations in the same order as the block.
 
 Windows of up to ``_DIRECT_WINDOW`` channels are summed directly, in one pass. Longer ones are
 van Herk / Gil-Werman block sums, not a running sum that adds the entering value and subtracts
@@ -196,20 +197,19 @@ def _binomial_series(t, c, precise):
 
 
 @cpu_helper
-def _binomial_power(d, center, beta, precise, out):
+def _binomial_power(d, law, precise, out):
     """``out[i] = d[i] ** -beta`` as ``center**-beta * (1 + t)**-beta``, ``t = d/center - 1``, by
     the binomial series, where ``_near_center`` holds: with torch's default ``alpha = 1e-4``,
     wherever the mean square over each window stays under ``k / (64 * alpha)``, 156 for ``k = 1``.
 
     ``|t| <= 2**-6`` and ``|beta| <= 1`` (so every coefficient is at most 1 in size) bound the
     truncation after 10 terms by 2**-59 and after 6 (``precise`` false) by 2**-35; no division,
-    logarithm or range reduction per element.
+    logarithm or range reduction per element. ``law`` from ``_law``, ``center`` its ``k``.
     """
-    c = _binomial_coefficients(beta)
-    scale = center**-beta
-    inverse = 1.0 / center
+    center, factor, inverse = law[2], law[4], law[5]
+    c = law[6:]
     for i in range(d.size):
-        out[i] = scale * _binomial_series((d[i] - center) * inverse, c, precise)
+        out[i] = factor * _binomial_series((d[i] - center) * inverse, c, precise)
 
 
 @cpu_helper
@@ -283,26 +283,40 @@ def _window_squares(xb, size, v, q):
 
 
 @cpu_helper
-def _powers(v, channels, size, alpha, beta, k, floor_mean, precise, d, s, mantissa, exponent):
-    """``d`` and ``s = d**-beta`` of a block from its window sums ``v[:channels]``; ``precise``
-    as in ``_negative_power``.
+def _powers(v, channels, size, law, floor_mean, precise, d, s, mantissa, exponent):
+    """``d`` and ``s = d**-beta`` of a block from its window sums ``v[:channels]``; ``law`` from
+    ``_law``, ``precise`` as in ``_negative_power``.
 
     ``floor_mean``: average the squares with integer division, as torch's avg_pool does on int64
     input. ``mantissa``, ``exponent`` (C*B) are scratch.
     """
+    alpha, beta, k, slope = law[:4]
     width = d.shape[1]
-    scale = alpha / size
     for c in range(channels):
         if floor_mean:
             for b in range(width):
                 d[c, b] = k + alpha * np.floor(v[c, b] / size)
         else:
             for b in range(width):
-                d[c, b] = k + scale * v[c, b]
+                d[c, b] = k + slope * v[c, b]
     if _near_center(d.reshape(-1), 0.0, 1.0, k, beta):
-        _binomial_power(d.reshape(-1), k, beta, precise, s.reshape(-1))
+        _binomial_power(d.reshape(-1), law, precise, s.reshape(-1))
     else:
         _negative_power(d.reshape(-1), beta, precise, s.reshape(-1), mantissa, exponent)
+
+
+@cpu_helper
+def _law(size, alpha, beta, k):
+    """The floats the blocks take: ``alpha``, ``beta``, ``k``, ``alpha/size``, ``k**-beta``,
+    ``1/k``, then ``_binomial_coefficients(beta)``; one tuple of one type, as a parallel loop
+    takes its arguments.
+
+    A kernel computes it once, before its parallel loop, and hands it in: there LLVM sees
+    values it cannot fold. Computed in the block, fast-math reassociation moved their divisions
+    (``alpha/size``, ``1/k`` and the coefficients' ``/j``) into each element's arithmetic, a
+    vector division per term.
+    """
+    return (alpha, beta, k, alpha / size, k**-beta, 1.0 / k, *_binomial_coefficients(beta))
 
 
 @cpu_helper
@@ -346,44 +360,44 @@ def _scratch(buffers, channels, width, size):
 
 
 @cpu_helper
-def _forward_block(xb, buffers, size, alpha, beta, k, floor_mean, precise):
-    """``y`` of a ``(C, B)`` float64 block, in place; ``buffers`` from ``_lane_buffers``.
+def _forward_block(xb, buffers, size, law, floor_mean, precise):
+    """``y`` of a ``(C, B)`` float64 block, in place; ``buffers`` from ``_lane_buffers``, ``law``
+    from ``_law``.
 
     Where the binomial series applies, ``d`` and its power are formed on the fly from the window
     sums in the pass that scales ``xb``: the same operations as ``_powers`` and the product,
     without writing and reading back ``d`` and ``s``.
     """
+    beta, k, slope, factor, inverse = law[1:6]
+    c = law[6:]
     channels, width = xb.shape
     v, q, d, s, mantissa, exponent = _scratch(buffers, channels, width, size)
     _window_squares(xb, size, v, q)
-    slope = alpha / size
     if not floor_mean and _near_center(v[:channels].reshape(-1), k, slope, k, beta):
-        c = _binomial_coefficients(beta)
-        factor = k**-beta
-        inverse = 1.0 / k
         for ch in range(channels):
             for b in range(width):
                 t = ((k + slope * v[ch, b]) - k) * inverse
                 xb[ch, b] *= factor * _binomial_series(t, c, precise)
         return
-    _powers(v, channels, size, alpha, beta, k, floor_mean, precise, d, s, mantissa, exponent)
+    _powers(v, channels, size, law, floor_mean, precise, d, s, mantissa, exponent)
     for ch in range(channels):
         for b in range(width):
             xb[ch, b] *= s[ch, b]
 
 
 @cpu_helper
-def _backward_block(gb, xb, buffers, size, alpha, beta, k, precise):
+def _backward_block(gb, xb, buffers, size, law, precise):
     """``dx`` of ``(C, B)`` float64 blocks of ``dy`` and ``x``, into ``gb``; ``buffers`` from
-    ``_lane_buffers``.
+    ``_lane_buffers``, ``law`` from ``_law``.
 
     ``dx_j = g_j s_j - (2 alpha beta / size) x_j * sum over the outputs i whose window holds j of
     g_i x_i s_i / d_i``: those i are j - (size-1)//2 .. j + size//2, the window reversed.
     """
+    alpha, beta = law[:2]
     channels, width = xb.shape
     v, q, d, s, mantissa, exponent = _scratch(buffers, channels, width, size)
     _window_squares(xb, size, v, q)
-    _powers(v, channels, size, alpha, beta, k, False, precise, d, s, mantissa, exponent)
+    _powers(v, channels, size, law, False, precise, d, s, mantissa, exponent)
     coefficient = 2.0 * alpha * beta / size
     if coefficient == 0.0:
         # alpha or beta 0: d does not depend on x (torch's pow backward gives exact zeros).
@@ -414,6 +428,14 @@ def _copy(source, out):
     which then does not vectorize."""
     for b in range(source.size):
         out[b] = source[b]
+
+
+@cpu_helper
+def _squares(source, out):
+    """``out[:] = source**2`` in float64, for 1-D arrays indexed from 0 (see ``_copy``)."""
+    for b in range(source.size):
+        value = np.float64(source[b])
+        out[b] = value * value
 
 
 @cpu_helper
@@ -474,6 +496,54 @@ def _lane_tasks(lane, tasks, lanes):
 
 
 @cpu_helper
+def _forward_columns(x, i, start, stop, size, law, precise, buffers, y):
+    """The forward of columns ``[start, stop)`` of sample ``i`` of an ``(N, C, S)`` view, along
+    its channel rows, without copying them into a block: for windows of up to
+    ``_DIRECT_WINDOW`` channels whose every ``d`` takes the binomial series (the same operations,
+    in the same order, as ``_forward_block``). Returns whether it applied.
+
+    Each channel's squares go to a padded scratch row as the window reaches it, and each output
+    row is written as soon as its window is complete, so the block's rows are read once from
+    memory and again from L1. Whether the series applies is known only at the end: if it does
+    not, the caller computes the block again from ``x`` (``y`` must not overlap ``x``).
+    """
+    beta, k, slope, factor, inverse = law[1:6]
+    coefficients = law[6:]
+    channels = x.shape[1]
+    before, after, length = _clipped(size, channels)
+    w = before + 1 + after
+    if w > _DIRECT_WINDOW or not (k > 0.0 and abs(beta) <= 1.0):
+        return False
+    width = stop - start
+    p = _block(buffers[2], length, width)
+    window = buffers[3][:width]
+    for r in range(before):
+        p[r] = 0.0
+    for r in range(before + channels, length):
+        p[r] = 0.0
+    for c in range(after):
+        _squares(x[i, c, start:stop], p[before + c])
+    limit = k * _NEAR
+    outside = 0
+    for c in range(channels):
+        if c + after < channels:
+            _squares(x[i, c + after, start:stop], p[before + c + after])
+        _copy(p[c], window)
+        for j in range(1, w):
+            row = p[c + j]
+            for b in range(width):
+                window[b] += row[b]
+        source = x[i, c, start:stop]
+        out = y[i, c, start:stop]
+        for b in range(width):
+            d = k + slope * window[b]
+            outside += 0 if abs(d - k) <= limit else 1
+            t = (d - k) * inverse
+            out[b] = np.float64(source[b]) * (factor * _binomial_series(t, coefficients, precise))
+    return outside == 0
+
+
+@cpu_helper
 def _ncs_block(channels):
     """Columns per block of an ``(N, C, S)`` view."""
     return max(_BLOCK, min(_NCS_ELEMENTS // max(channels, 1), _NCS_MAX_BLOCK))
@@ -481,7 +551,8 @@ def _ncs_block(channels):
 
 @cpu_kernel
 def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
-    """torch.nn.functional.local_response_norm on an ``(N, C, S)`` view, into ``y``.
+    """torch.nn.functional.local_response_norm on an ``(N, C, S)`` view, into ``y``, which must
+    not overlap ``x``.
 
     ``floor_mean`` (torch on int64 input): the mean of the squares is floored.
     """
@@ -491,19 +562,24 @@ def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
     tasks = n * per_sample
     lanes = min(tasks, _LANES)
     precise = y.itemsize >= 8  # a float64 result; float32 needs fewer digits
+    law = _law(size, alpha, beta, k)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, block, size)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
             i, start, stop = _ncs_span(t, per_sample, block, s)
+            if not floor_mean and _forward_columns(
+                x, i, start, stop, size, law, precise, buffers, y
+            ):
+                continue
             xb = _block(buffers[0], channels, stop - start)
             _gather_columns(x, i, start, xb)
-            _forward_block(xb, buffers, size, alpha, beta, k, floor_mean, precise)
+            _forward_block(xb, buffers, size, law, floor_mean, precise)
             _scatter_columns(xb, i, start, y)
 
 
 @cpu_helper
-def _forward_rows(x, start, width, size, alpha, beta, k, precise, buffers, y):
+def _forward_rows(x, start, width, size, law, precise, buffers, y):
     """The forward of rows ``[start, start + width)`` of an ``(N, S, C)`` view in place, along
     each row, without transposing it into a block: for windows of up to ``_DIRECT_WINDOW``
     channels whose every ``d`` takes the binomial series (the same operations, in the same
@@ -512,6 +588,8 @@ def _forward_rows(x, start, width, size, alpha, beta, k, precise, buffers, y):
     Indices are unsigned: an index with an offset (``p[c + w]``) would keep numba's wraparound
     test for negative indices in the loop, which then does not vectorize.
     """
+    beta, k, slope, factor, inverse = law[1:6]
+    coefficients = law[6:]
     s, channels = x.shape[1], x.shape[2]
     before, after, length = _clipped(size, channels)
     if before + 1 + after > _DIRECT_WINDOW:
@@ -532,12 +610,8 @@ def _forward_rows(x, start, width, size, alpha, beta, k, precise, buffers, y):
             shift = np.uint64(w)
             for c in range(np.uint64(channels)):
                 v[b, c] += p[c + shift]
-    slope = alpha / size
     if not _near_center(v.reshape(-1), k, slope, k, beta):
         return False
-    coefficients = _binomial_coefficients(beta)
-    factor = k**-beta
-    inverse = 1.0 / k
     for b in range(width):
         i = (start + b) // s
         j = start + b - i * s
@@ -558,18 +632,18 @@ def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
     tasks = _blocks(rows, _BLOCK)
     lanes = min(tasks, _LANES)
     precise = y.itemsize >= 8  # a float64 result; float32 needs fewer digits
+    law = _law(size, alpha, beta, k)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, _BLOCK, size)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
             start = t * _BLOCK
             width = min(_BLOCK, rows - start)
-            if not floor_mean and _forward_rows(x, start, width, size, alpha, beta, k, precise,
-                                                buffers, y):  # fmt: skip
+            if not floor_mean and _forward_rows(x, start, width, size, law, precise, buffers, y):
                 continue
             xb = _block(buffers[0], channels, width)
             _gather_rows(x, start, xb)
-            _forward_block(xb, buffers, size, alpha, beta, k, floor_mean, precise)
+            _forward_block(xb, buffers, size, law, floor_mean, precise)
             _scatter_rows(xb, start, y)
 
 
@@ -583,6 +657,7 @@ def local_response_norm_backward_ncs(dy, x, size, alpha, beta, k, dx):
     tasks = n * per_sample
     lanes = min(tasks, _LANES)
     precise = dx.itemsize >= 8  # a float64 result; float32 needs fewer digits
+    law = _law(size, alpha, beta, k)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, block, size)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
@@ -592,7 +667,7 @@ def local_response_norm_backward_ncs(dy, x, size, alpha, beta, k, dx):
             gb = _block(buffers[1], channels, stop - start)
             _gather_columns(x, i, start, xb)
             _gather_columns(dy, i, start, gb)
-            _backward_block(gb, xb, buffers, size, alpha, beta, k, precise)
+            _backward_block(gb, xb, buffers, size, law, precise)
             _scatter_columns(gb, i, start, dx)
 
 
@@ -604,6 +679,7 @@ def local_response_norm_backward_nsc(dy, x, size, alpha, beta, k, dx):
     tasks = _blocks(rows, _BLOCK)
     lanes = min(tasks, _LANES)
     precise = dx.itemsize >= 8  # a float64 result; float32 needs fewer digits
+    law = _law(size, alpha, beta, k)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, _BLOCK, size)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
@@ -614,5 +690,5 @@ def local_response_norm_backward_nsc(dy, x, size, alpha, beta, k, dx):
             gb = _block(buffers[1], channels, width)
             _gather_rows(x, start, xb)
             _gather_rows(dy, start, gb)
-            _backward_block(gb, xb, buffers, size, alpha, beta, k, precise)
+            _backward_block(gb, xb, buffers, size, law, precise)
             _scatter_rows(gb, start, dx)

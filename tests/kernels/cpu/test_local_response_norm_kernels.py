@@ -18,6 +18,10 @@ from numbanorm.kernels.cpu import (
 from numbanorm.kernels.cpu.local_response_norm import (
     _NEAR,
     _binomial_power,
+    _forward_block,
+    _forward_columns,
+    _lane_buffers,
+    _law,
     _ncs_block,
     _near_center,
     _negative_power,
@@ -199,7 +203,7 @@ def test_binomial_power_matches_pow(center, precise):
     assert _near_center(d, 0.0, 1.0, center, 0.75)
     for beta in NEAR_BETAS:
         out = np.empty_like(d)
-        _binomial_power(d, center, beta, precise, out)
+        _binomial_power(d, _law(1, 0.0, beta, center), precise, out)
         want = d**-beta
         error = np.abs(out - want) / want
         bound = 8.0 * 2.0**-53 if precise else 2.0**-30
@@ -313,3 +317,28 @@ def test_channels_last_rows_match_the_blocks_bit_for_bit(dtype, size):
     rows = np.empty_like(x_nsc)
     local_response_norm_nsc(x_nsc, size, 1e-4, 0.75, 1.0, False, rows)
     np.testing.assert_array_equal(np.moveaxis(rows, -1, 1), blocks)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [1, 2, 5, 8])
+def test_ncs_columns_match_the_blocks_bit_for_bit(dtype, size):
+    """The contiguous forward runs windows of up to 8 channels along the channel rows of its
+    columns (no copied block) when the binomial series applies: the same bits as the block.
+    Where it does not (a square far from the others), it says so, and the kernel's output is
+    the block's."""
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((2, 33, 70)).astype(dtype)
+    x[1, 7, 9] = 1e4  # d leaves the series' range in sample 1's windows around channel 7
+    law = _law(size, 1e-4, 0.75, 1.0)
+    precise = dtype == "float64"
+    buffers = _lane_buffers(33, 70, size)
+    columns = np.empty_like(x)
+    applied = [_forward_columns(x, i, 0, 70, size, law, precise, buffers, columns) for i in (0, 1)]
+    assert applied == [True, False]
+    kernel = np.empty_like(x)
+    local_response_norm_ncs(x, size, 1e-4, 0.75, 1.0, False, kernel)
+    for i in (0, 1):
+        block = x[i].astype(np.float64)
+        _forward_block(block, buffers, size, law, False, precise)
+        np.testing.assert_array_equal(kernel[i], block.astype(dtype))
+    np.testing.assert_array_equal(columns[0], kernel[0])
