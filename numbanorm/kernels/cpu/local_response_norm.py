@@ -58,6 +58,11 @@ _NCS_MAX_BLOCK = 256
 _LANES = 16
 # Windows up to this many channels are summed directly; longer ones by blocks.
 _DIRECT_WINDOW = 8
+# Bytes of each channel row per task of the contiguous forward, whose column walk
+# (_forward_columns) needs no (C, B) block: a multiple of the blocks, each channel row read in
+# stretches the prefetchers follow further. Float32 at (32, 64, 12544), against the blocks'
+# 256 columns (1 KiB): 4 KiB 1.15x, 16 KiB 1.26x.
+_WALK_BYTES = 16384
 # d within this share of k takes the binomial series for d**-beta.
 _NEAR = 2.0**-6
 
@@ -184,16 +189,16 @@ def _binomial_coefficients(beta):
 
 @cpu_helper
 def _binomial_series(t, c, precise):
-    """``(1 + t)**-beta`` for ``|t| <= 2**-6``, ``c`` from ``_binomial_coefficients``: 10 terms
-    when ``precise``, else 6."""
+    """``(1 + t)**-beta`` for ``|t| <= 2**-6``, ``c`` the coefficients ``1, c_1 .. c_9`` (the
+    leading 1 a value of their dtype, so that a float32 ``t`` stays float32): 10 terms when
+    ``precise``, else 6."""
     t2 = t * t
     t4 = t2 * t2
+    low = (c[0] + c[1] * t) + t2 * (c[2] + c[3] * t)
     if precise:
-        low = ((1.0 + c[0] * t) + t2 * (c[1] + c[2] * t)) + t4 * (
-            (c[3] + c[4] * t) + t2 * (c[5] + c[6] * t)
-        )
-        return low + (t4 * t4) * (c[7] + c[8] * t)
-    return ((1.0 + c[0] * t) + t2 * (c[1] + c[2] * t)) + t4 * (c[3] + c[4] * t)
+        low = low + t4 * ((c[4] + c[5] * t) + t2 * (c[6] + c[7] * t))
+        return low + (t4 * t4) * (c[8] + c[9] * t)
+    return low + t4 * (c[4] + c[5] * t)
 
 
 @cpu_helper
@@ -207,7 +212,7 @@ def _binomial_power(d, law, precise, out):
     logarithm or range reduction per element. ``law`` from ``_law``, ``center`` its ``k``.
     """
     center, factor, inverse = law[2], law[4], law[5]
-    c = law[6:]
+    c = law[8:]
     for i in range(d.size):
         out[i] = factor * _binomial_series((d[i] - center) * inverse, c, precise)
 
@@ -308,15 +313,62 @@ def _powers(v, channels, size, law, floor_mean, precise, d, s, mantissa, exponen
 @cpu_helper
 def _law(size, alpha, beta, k):
     """The floats the blocks take: ``alpha``, ``beta``, ``k``, ``alpha/size``, ``k**-beta``,
-    ``1/k``, then ``_binomial_coefficients(beta)``; one tuple of one type, as a parallel loop
-    takes its arguments.
+    ``1/k``, ``alpha/(size*k)`` (``t`` per window sum), ``_NEAR``, then the binomial
+    coefficients ``1, c_1 .. c_9``; one tuple of one type, as a parallel loop takes its
+    arguments.
 
     A kernel computes it once, before its parallel loop, and hands it in: there LLVM sees
     values it cannot fold. Computed in the block, fast-math reassociation moved their divisions
     (``alpha/size``, ``1/k`` and the coefficients' ``/j``) into each element's arithmetic, a
     vector division per term.
     """
-    return (alpha, beta, k, alpha / size, k**-beta, 1.0 / k, *_binomial_coefficients(beta))
+    slope = alpha / size
+    return (
+        alpha, beta, k, slope, k**-beta, 1.0 / k, slope / k, _NEAR, 1.0,
+        *_binomial_coefficients(beta),
+    )  # fmt: skip
+
+
+@cpu_helper
+def _law_as(law, y):
+    """``law`` rounded to the dtype of ``y``, for the direct forwards, which compute in the
+    output's precision: a float32 output in float32, twice the lanes of float64 (the window sums
+    of at most ``_DIRECT_WINDOW`` squares and a series in ``|t| <= 2**-6`` lose no more than a
+    float32 ulp or two), where the blocks compute in float64 whatever the output.
+
+    Numba types a literal as float64, and float32 arithmetic with it as float64: the values go
+    through an array of ``y``'s dtype and come back as a tuple of its scalars.
+    """
+    a = np.empty(len(law), y.dtype)
+    for j, value in enumerate(law):
+        a[j] = value
+    return (
+        a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
+        a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17],
+    )  # fmt: skip
+
+
+@cpu_helper
+def _series_may_apply(law):
+    """Whether the binomial series can take any ``t``: ``k > 0`` and ``|beta| <= 1`` (so that
+    every coefficient is at most 1 in size); ``law`` from ``_law`` or ``_law_as``."""
+    return law[2] > 0.0 and abs(law[1]) <= 1.0
+
+
+@cpu_helper
+def _series_applies(v, law):
+    """Whether the binomial series takes every window sum of ``v``: ``_series_may_apply`` and
+    each ``t = v * alpha/(size*k)`` within ``2**-6`` (a NaN is not); ``law`` from ``_law`` or
+    ``_law_as``."""
+    ratio, near, one = law[6], law[7], law[8]
+    if not _series_may_apply(law):
+        return False
+    # Counted in law's dtype: an int64 count holds a float32 loop to 8 lanes.
+    zero = one - one
+    outside = zero
+    for i in range(v.size):
+        outside += zero if abs(v[i] * ratio) <= near else one
+    return outside == zero
 
 
 @cpu_helper
@@ -364,20 +416,19 @@ def _forward_block(xb, buffers, size, law, floor_mean, precise):
     """``y`` of a ``(C, B)`` float64 block, in place; ``buffers`` from ``_lane_buffers``, ``law``
     from ``_law``.
 
-    Where the binomial series applies, ``d`` and its power are formed on the fly from the window
-    sums in the pass that scales ``xb``: the same operations as ``_powers`` and the product,
-    without writing and reading back ``d`` and ``s``.
+    Where the binomial series applies, ``t = v * alpha/(size*k)`` and its power are formed on
+    the fly from the window sums in the pass that scales ``xb``, without writing and reading
+    back ``d`` and ``s``.
     """
-    beta, k, slope, factor, inverse = law[1:6]
-    c = law[6:]
+    factor, ratio = law[4], law[6]
+    c = law[8:]
     channels, width = xb.shape
     v, q, d, s, mantissa, exponent = _scratch(buffers, channels, width, size)
     _window_squares(xb, size, v, q)
-    if not floor_mean and _near_center(v[:channels].reshape(-1), k, slope, k, beta):
+    if not floor_mean and _series_applies(v[:channels].reshape(-1), law):
         for ch in range(channels):
             for b in range(width):
-                t = ((k + slope * v[ch, b]) - k) * inverse
-                xb[ch, b] *= factor * _binomial_series(t, c, precise)
+                xb[ch, b] *= factor * _binomial_series(v[ch, b] * ratio, c, precise)
         return
     _powers(v, channels, size, law, floor_mean, precise, d, s, mantissa, exponent)
     for ch in range(channels):
@@ -432,10 +483,11 @@ def _copy(source, out):
 
 @cpu_helper
 def _squares(source, out):
-    """``out[:] = source**2`` in float64, for 1-D arrays indexed from 0 (see ``_copy``)."""
+    """``out[:] = source**2`` in ``out``'s dtype (each value converted before it is squared), for
+    1-D arrays indexed from 0 (see ``_copy``)."""
     for b in range(source.size):
-        value = np.float64(source[b])
-        out[b] = value * value
+        out[b] = source[b]
+        out[b] *= out[b]
 
 
 @cpu_helper
@@ -496,51 +548,67 @@ def _lane_tasks(lane, tasks, lanes):
 
 
 @cpu_helper
-def _forward_columns(x, i, start, stop, size, law, precise, buffers, y):
-    """The forward of columns ``[start, stop)`` of sample ``i`` of an ``(N, C, S)`` view, along
-    its channel rows, without copying them into a block: for windows of up to
-    ``_DIRECT_WINDOW`` channels whose every ``d`` takes the binomial series (the same operations,
-    in the same order, as ``_forward_block``). Returns whether it applied.
+def _window_row(rows, c, j, w, before, channels):
+    """Row ``j`` of the window of output channel ``c`` in the ring ``rows`` of
+    ``_forward_columns``: the squares of channel ``c + j - before`` in slot ``(c + j) % 8``, or
+    the zero row (the last) past the window (``j >= w``) or off the channel axis."""
+    r = c + j
+    if j < w and before <= r < before + channels:
+        return rows[r % _DIRECT_WINDOW]
+    return rows[_DIRECT_WINDOW]
 
-    Each channel's squares go to a padded scratch row as the window reaches it, and each output
-    row is written as soon as its window is complete, so the block's rows are read once from
-    memory and again from L1. Whether the series applies is known only at the end: if it does
-    not, the caller computes the block again from ``x`` (``y`` must not overlap ``x``).
+
+@cpu_helper
+def _forward_columns(x, i, start, stop, size, law, precise, ring, y):
+    """The forward of columns ``[start, stop)`` of sample ``i`` of an ``(N, C, S)`` view, along
+    its channel rows, without copying them into a block, for windows of up to
+    ``_DIRECT_WINDOW`` channels whose every ``t`` takes the binomial series. ``law`` from
+    ``_law_as``: the same operations, in the same order, as ``_forward_block``, in the
+    output's precision. Returns whether it applied.
+
+    Each channel's squares go to a ring of 8 rows (``ring``: float64 scratch for ``9 * (stop -
+    start)`` values of ``y``'s dtype, the ninth row zeros) as the window reaches them, and each
+    output row is written as soon as its window is complete, so the input is read once from
+    memory and again from L1. A window is summed in registers, 8 rows whatever its size (rows
+    past it the zero row: adding 0 keeps the bits of the shorter sum), in one pass with the
+    series and the product: separate passes adding row after row into a window row stored and
+    loaded it for every row (1.24x in cache).
+    Whether the series applies is known only at the end: if it does not, the caller computes
+    the columns again from ``x`` (``y`` must not overlap ``x``).
     """
-    beta, k, slope, factor, inverse = law[1:6]
-    coefficients = law[6:]
+    factor, ratio, near = law[4], law[6], law[7]
+    coefficients = law[8:]
     channels = x.shape[1]
-    before, after, length = _clipped(size, channels)
+    before, after = _clipped(size, channels)[:2]
     w = before + 1 + after
-    if w > _DIRECT_WINDOW or not (k > 0.0 and abs(beta) <= 1.0):
+    if w > _DIRECT_WINDOW or not _series_may_apply(law):
         return False
-    width = stop - start
-    p = _block(buffers[2], length, width)
-    window = buffers[3][:width]
-    for r in range(before):
-        p[r] = 0.0
-    for r in range(before + channels, length):
-        p[r] = 0.0
+    rows = _block(ring.view(y.dtype), _DIRECT_WINDOW + 1, stop - start)
+    rows[_DIRECT_WINDOW] = 0.0
     for c in range(after):
-        _squares(x[i, c, start:stop], p[before + c])
-    limit = k * _NEAR
-    outside = 0
+        _squares(x[i, c, start:stop], rows[(before + c) % _DIRECT_WINDOW])
+    one = coefficients[0]
+    zero = one - one
+    outside = zero  # in law's dtype, as in _series_applies
     for c in range(channels):
         if c + after < channels:
-            _squares(x[i, c + after, start:stop], p[before + c + after])
-        _copy(p[c], window)
-        for j in range(1, w):
-            row = p[c + j]
-            for b in range(width):
-                window[b] += row[b]
+            _squares(x[i, c + after, start:stop], rows[(before + c + after) % _DIRECT_WINDOW])
+        r0 = _window_row(rows, c, 0, w, before, channels)
+        r1 = _window_row(rows, c, 1, w, before, channels)
+        r2 = _window_row(rows, c, 2, w, before, channels)
+        r3 = _window_row(rows, c, 3, w, before, channels)
+        r4 = _window_row(rows, c, 4, w, before, channels)
+        r5 = _window_row(rows, c, 5, w, before, channels)
+        r6 = _window_row(rows, c, 6, w, before, channels)
+        r7 = _window_row(rows, c, 7, w, before, channels)
         source = x[i, c, start:stop]
         out = y[i, c, start:stop]
-        for b in range(width):
-            d = k + slope * window[b]
-            outside += 0 if abs(d - k) <= limit else 1
-            t = (d - k) * inverse
-            out[b] = np.float64(source[b]) * (factor * _binomial_series(t, coefficients, precise))
-    return outside == 0
+        for b in range(stop - start):
+            total = r0[b] + r1[b] + r2[b] + r3[b] + r4[b] + r5[b] + r6[b] + r7[b]
+            t = total * ratio
+            outside += zero if abs(t) <= near else one
+            out[b] = source[b] * (factor * _binomial_series(t, coefficients, precise))
+    return outside == zero
 
 
 @cpu_helper
@@ -558,68 +626,86 @@ def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
     """
     n, channels, s = x.shape
     block = _ncs_block(channels)
-    per_sample = _blocks(s, block)
+    span = block * max(_WALK_BYTES // (block * y.itemsize), 1)
+    per_sample = _blocks(s, span)
     tasks = n * per_sample
     lanes = min(tasks, _LANES)
     precise = y.itemsize >= 8  # a float64 result; float32 needs fewer digits
     law = _law(size, alpha, beta, k)
+    direct = _law_as(law, y)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, block, size)
+        ring = np.empty((_DIRECT_WINDOW + 1) * span * y.itemsize // 8 + 1)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
-            i, start, stop = _ncs_span(t, per_sample, block, s)
+            i, start, stop = _ncs_span(t, per_sample, span, s)
             if not floor_mean and _forward_columns(
-                x, i, start, stop, size, law, precise, buffers, y
+                x, i, start, stop, size, direct, precise, ring, y
             ):
                 continue
-            xb = _block(buffers[0], channels, stop - start)
-            _gather_columns(x, i, start, xb)
-            _forward_block(xb, buffers, size, law, floor_mean, precise)
-            _scatter_columns(xb, i, start, y)
+            for first in range(start, stop, block):
+                xb = _block(buffers[0], channels, min(block, stop - first))
+                _gather_columns(x, i, first, xb)
+                _forward_block(xb, buffers, size, law, floor_mean, precise)
+                _scatter_columns(xb, i, first, y)
 
 
 @cpu_helper
 def _forward_rows(x, start, width, size, law, precise, buffers, y):
     """The forward of rows ``[start, start + width)`` of an ``(N, S, C)`` view in place, along
-    each row, without transposing it into a block: for windows of up to ``_DIRECT_WINDOW``
-    channels whose every ``d`` takes the binomial series (the same operations, in the same
-    order, as ``_forward_block``). Returns whether it applied; if not, ``y`` is untouched.
+    each row, without transposing it into a block, for windows of up to ``_DIRECT_WINDOW``
+    channels whose every ``t`` takes the binomial series. ``law`` from ``_law_as``: the same
+    operations, in the same order, as ``_forward_columns``, in the output's precision. Returns
+    whether it applied; if not, ``y`` is untouched.
 
-    Indices are unsigned: an index with an offset (``p[c + w]``) would keep numba's wraparound
-    test for negative indices in the loop, which then does not vectorize.
+    A row's squares go to a zero-padded row ``p``; each window sums 8 shifted loads, those past
+    the window from a row of zeros ``z`` (adding 0 keeps the bits of the shorter sum), in the
+    pass that forms ``t`` and counts those outside the series' range. Indices are unsigned: an
+    index with an offset (``p[c + w]``) would keep numba's wraparound test for negative indices
+    in the loop, which then does not vectorize.
     """
-    beta, k, slope, factor, inverse = law[1:6]
-    coefficients = law[6:]
+    factor, ratio, near = law[4], law[6], law[7]
+    coefficients = law[8:]
     s, channels = x.shape[1], x.shape[2]
-    before, after, length = _clipped(size, channels)
-    if before + 1 + after > _DIRECT_WINDOW:
+    before, after = _clipped(size, channels)[:2]
+    w = before + 1 + after
+    if w > _DIRECT_WINDOW or not _series_may_apply(law):
         return False
-    v = _block(buffers[2], width, channels)
-    p = buffers[3][:length]
+    v = _block(buffers[2].view(y.dtype), width, channels)
+    padded = before + channels + _DIRECT_WINDOW
+    p = buffers[3].view(y.dtype)[:padded]
+    z = buffers[3].view(y.dtype)[padded : 2 * padded]
     p[:] = 0.0
+    z[:] = 0.0
+    q1, q2, q3 = (p if w > 1 else z), (p if w > 2 else z), (p if w > 3 else z)
+    q4, q5, q6 = (p if w > 4 else z), (p if w > 5 else z), (p if w > 6 else z)
+    q7 = p if w > 7 else z
+    one = coefficients[0]
+    zero = one - one
+    outside = zero  # in law's dtype, as in _series_applies
     first = np.uint64(before)
     for b in range(width):
         i = (start + b) // s
         j = start + b - i * s
         for c in range(np.uint64(channels)):
-            value = np.float64(x[i, j, c])
-            p[c + first] = value * value
+            p[c + first] = x[i, j, c]
+            p[c + first] *= p[c + first]
         for c in range(np.uint64(channels)):
-            v[b, c] = p[c]
-        for w in range(1, before + 1 + after):
-            shift = np.uint64(w)
-            for c in range(np.uint64(channels)):
-                v[b, c] += p[c + shift]
-    if not _near_center(v.reshape(-1), k, slope, k, beta):
+            total = (
+                p[c] + q1[c + np.uint64(1)] + q2[c + np.uint64(2)] + q3[c + np.uint64(3)]
+                + q4[c + np.uint64(4)] + q5[c + np.uint64(5)] + q6[c + np.uint64(6)]
+                + q7[c + np.uint64(7)]
+            )  # fmt: skip
+            t = total * ratio
+            outside += zero if abs(t) <= near else one
+            v[b, c] = t
+    if outside != zero:
         return False
     for b in range(width):
         i = (start + b) // s
         j = start + b - i * s
         for c in range(channels):
-            t = ((k + slope * v[b, c]) - k) * inverse
-            y[i, j, c] = np.float64(x[i, j, c]) * (
-                factor * _binomial_series(t, coefficients, precise)
-            )
+            y[i, j, c] = x[i, j, c] * (factor * _binomial_series(v[b, c], coefficients, precise))
     return True
 
 
@@ -633,13 +719,14 @@ def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
     lanes = min(tasks, _LANES)
     precise = y.itemsize >= 8  # a float64 result; float32 needs fewer digits
     law = _law(size, alpha, beta, k)
+    direct = _law_as(law, y)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, _BLOCK, size)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
             start = t * _BLOCK
             width = min(_BLOCK, rows - start)
-            if not floor_mean and _forward_rows(x, start, width, size, law, precise, buffers, y):
+            if not floor_mean and _forward_rows(x, start, width, size, direct, precise, buffers, y):
                 continue
             xb = _block(buffers[0], channels, width)
             _gather_rows(x, start, xb)

@@ -309,7 +309,7 @@ def test_window_far_longer_than_the_channels(layout):
 @pytest.mark.parametrize("size", [1, 2, 5, 8])
 def test_channels_last_rows_match_the_blocks_bit_for_bit(dtype, size):
     """The channels-last forward runs windows of up to 8 channels along each row (no transposed
-    block) when the binomial series applies: the same bits as the blocks of the ncs kernel."""
+    block) when the binomial series applies: the same bits as the ncs kernel's column walk."""
     x = np.random.default_rng(size).standard_normal((2, 33, 70)).astype(dtype)  # (N, C, S)
     blocks = np.empty_like(x)
     local_response_norm_ncs(x, size, 1e-4, 0.75, 1.0, False, blocks)
@@ -319,26 +319,43 @@ def test_channels_last_rows_match_the_blocks_bit_for_bit(dtype, size):
     np.testing.assert_array_equal(np.moveaxis(rows, -1, 1), blocks)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("size", [1, 2, 5, 8])
-def test_ncs_columns_match_the_blocks_bit_for_bit(dtype, size):
+def test_ncs_columns_match_the_blocks_bit_for_bit(size):
     """The contiguous forward runs windows of up to 8 channels along the channel rows of its
-    columns (no copied block) when the binomial series applies: the same bits as the block.
-    Where it does not (a square far from the others), it says so, and the kernel's output is
-    the block's."""
+    columns (no copied block) when the binomial series applies: in float64, the same bits as the
+    blocks. Where it does not (a square far from the others), it says so, and the kernel computes
+    the task's columns again as blocks (three here, the first of them off the series)."""
     rng = np.random.default_rng(size)
-    x = rng.standard_normal((2, 33, 70)).astype(dtype)
+    x = rng.standard_normal((2, 33, 700))
     x[1, 7, 9] = 1e4  # d leaves the series' range in sample 1's windows around channel 7
     law = _law(size, 1e-4, 0.75, 1.0)
-    precise = dtype == "float64"
-    buffers = _lane_buffers(33, 70, size)
+    ring = np.empty(9 * 700)
     columns = np.empty_like(x)
-    applied = [_forward_columns(x, i, 0, 70, size, law, precise, buffers, columns) for i in (0, 1)]
+    applied = [_forward_columns(x, i, 0, 700, size, law, True, ring, columns) for i in (0, 1)]
     assert applied == [True, False]
     kernel = np.empty_like(x)
     local_response_norm_ncs(x, size, 1e-4, 0.75, 1.0, False, kernel)
+    width = _ncs_block(33)
+    buffers = _lane_buffers(33, width, size)
     for i in (0, 1):
-        block = x[i].astype(np.float64)
-        _forward_block(block, buffers, size, law, False, precise)
-        np.testing.assert_array_equal(kernel[i], block.astype(dtype))
+        for start in range(0, 700, width):
+            block = x[i, :, start : start + width].copy()
+            _forward_block(block, buffers, size, law, False, True)
+            np.testing.assert_array_equal(kernel[i, :, start : start + width], block)
     np.testing.assert_array_equal(columns[0], kernel[0])
+
+
+@pytest.mark.parametrize("layout", ["ncs", "nsc"])
+@pytest.mark.parametrize("size", [1, 2, 5, 8])
+def test_float32_direct_forwards_within_two_ulps(layout, size):
+    """The direct forwards (windows of up to 8 channels, binomial series) compute a float32
+    output in float32: within 2 float32 ulps of the float64 result. Where the series does not
+    apply (inputs 10 times larger here), the float64 blocks round it once: within half an ulp."""
+    kernel = KERNELS[layout][0]
+    for scale, ulps in ((1.0, 2.0), (10.0, 0.5)):
+        x = (_view(layout, 2, 33, 700, size) * scale).astype(np.float32)
+        y = np.empty_like(x)
+        kernel(x, size, 1e-4, 0.75, 1.0, False, y)
+        want = reference(x, layout, size, 1e-4, 0.75, 1.0)
+        spacing = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+        assert np.max(np.abs(y - want) / spacing) <= ulps, (scale, layout, size)
