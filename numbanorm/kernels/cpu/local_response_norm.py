@@ -652,17 +652,18 @@ def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
 
 @cpu_helper
 def _forward_rows(x, start, width, size, law, precise, buffers, y):
-    """The forward of rows ``[start, start + width)`` of an ``(N, S, C)`` view in place, along
-    each row, without transposing it into a block, for windows of up to ``_DIRECT_WINDOW``
-    channels whose every ``t`` takes the binomial series. ``law`` from ``_law_as``: the same
-    operations, in the same order, as ``_forward_columns``, in the output's precision. Returns
-    whether it applied; if not, ``y`` is untouched.
+    """The forward of rows ``[start, start + width)`` of an ``(N, S, C)`` view, along each row,
+    without transposing it into a block, for windows of up to ``_DIRECT_WINDOW`` channels whose
+    every ``t`` takes the binomial series. ``law`` from ``_law_as``: the same operations, in the
+    same order, as ``_forward_columns``, in the output's precision. Returns whether it applied;
+    known only at the end: if not, the caller computes the rows again from ``x`` (``y`` must
+    not overlap ``x``).
 
     A row's squares go to a zero-padded row ``p``; each window sums 8 shifted loads, those past
     the window from a row of zeros ``z`` (adding 0 keeps the bits of the shorter sum), in the
-    pass that forms ``t`` and counts those outside the series' range. Indices are unsigned: an
-    index with an offset (``p[c + w]``) would keep numba's wraparound test for negative indices
-    in the loop, which then does not vectorize.
+    pass that forms the output. Indices are unsigned: an index with an offset (``p[c + w]``)
+    would keep numba's wraparound test for negative indices in the loop, which then does not
+    vectorize.
     """
     factor, ratio, near = law[4], law[6], law[7]
     coefficients = law[8:]
@@ -671,7 +672,6 @@ def _forward_rows(x, start, width, size, law, precise, buffers, y):
     w = before + 1 + after
     if w > _DIRECT_WINDOW or not _series_may_apply(law):
         return False
-    v = _block(buffers[2].view(y.dtype), width, channels)
     padded = before + channels + _DIRECT_WINDOW
     p = buffers[3].view(y.dtype)[:padded]
     z = buffers[3].view(y.dtype)[padded : 2 * padded]
@@ -687,8 +687,10 @@ def _forward_rows(x, start, width, size, law, precise, buffers, y):
     for b in range(width):
         i = (start + b) // s
         j = start + b - i * s
+        source = x[i, j]
+        out = y[i, j]
         for c in range(np.uint64(channels)):
-            p[c + first] = x[i, j, c]
+            p[c + first] = source[c]
             p[c + first] *= p[c + first]
         for c in range(np.uint64(channels)):
             total = (
@@ -698,21 +700,14 @@ def _forward_rows(x, start, width, size, law, precise, buffers, y):
             )  # fmt: skip
             t = total * ratio
             outside += zero if abs(t) <= near else one
-            v[b, c] = t
-    if outside != zero:
-        return False
-    for b in range(width):
-        i = (start + b) // s
-        j = start + b - i * s
-        for c in range(channels):
-            y[i, j, c] = x[i, j, c] * (factor * _binomial_series(v[b, c], coefficients, precise))
-    return True
+            out[c] = source[c] * (factor * _binomial_series(t, coefficients, precise))
+    return outside == zero
 
 
 @cpu_kernel
 def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
     """torch.nn.functional.local_response_norm on an ``(N, S, C)`` view (channels-last), into
-    ``y``; arguments as the ncs kernel."""
+    ``y``, which must not overlap ``x``; arguments as the ncs kernel."""
     n, s, channels = x.shape
     rows = n * s
     tasks = _blocks(rows, _BLOCK)

@@ -320,6 +320,29 @@ def test_channels_last_rows_match_the_blocks_bit_for_bit(dtype, size):
 
 
 @pytest.mark.parametrize("size", [1, 2, 5, 8])
+def test_channels_last_rows_fall_back_to_the_blocks(size):
+    """A block of 64 channels-last rows that leaves the binomial series' range (a square far
+    from the others) is computed again as a transposed block: its rows have the block's bits,
+    those of the other blocks the ncs column walk's without that square."""
+    x = np.random.default_rng(size).standard_normal((2, 33, 70))  # (N, C, S)
+    walk = np.empty_like(x)  # where the series applies everywhere
+    local_response_norm_ncs(x, size, 1e-4, 0.75, 1.0, False, walk)
+    x[1, 7, 9] = 1e4  # flat row 79 of the channels-last view: the block of rows 64 .. 127
+    x_nsc = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    rows = np.empty_like(x_nsc)
+    local_response_norm_nsc(x_nsc, size, 1e-4, 0.75, 1.0, False, rows)
+    flat, x_flat = rows.reshape(140, 33), x_nsc.reshape(140, 33)
+    block = np.ascontiguousarray(x_flat[64:128].T)
+    _forward_block(
+        block, _lane_buffers(33, 64, size), size, _law(size, 1e-4, 0.75, 1.0), False, True
+    )
+    np.testing.assert_array_equal(flat[64:128], block.T)
+    expected = np.moveaxis(walk, 1, -1).reshape(140, 33)
+    np.testing.assert_array_equal(flat[:64], expected[:64])
+    np.testing.assert_array_equal(flat[128:], expected[128:])
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8])
 def test_ncs_columns_match_the_blocks_bit_for_bit(size):
     """The contiguous forward runs windows of up to 8 channels along the channel rows of its
     columns (no copied block) when the binomial series applies: in float64, the same bits as the
