@@ -12,8 +12,12 @@ float64 ``(C, B)`` buffer, so that everything after the copy runs on contiguous 
 columns that vectorize, whatever the layout; tasks never share a sum, so the results are the same
 bits whatever the thread count. The forwards skip the copy where they can: windows of up to
 ``_DIRECT_WINDOW`` channels whose powers take the binomial series run along each channels-last
-row (``_forward_rows``) or down each contiguous block's channel rows (``_forward_columns``), with
-the same operations in the same order as the block.
+row (``_forward_rows``) or down each contiguous task's channel rows (``_forward_columns``), with
+the same operations in the same order as the block, in the output's precision: a float32 output
+is computed in float32 there (twice the lanes of float64, within 2 float32 ulps of the float64
+result), the same bits in both layouts; a float64 one has the block's bits. Whether the series
+applies is known when a task's output is written: if it does not, the task is computed again as
+blocks, so the forwards' ``y`` must not overlap ``x``.
 
 Windows of up to ``_DIRECT_WINDOW`` channels are summed directly, in one pass. Longer ones are
 van Herk / Gil-Werman block sums, not a running sum that adds the entering value and subtracts
@@ -29,7 +33,7 @@ nonzero channels would not sum to exactly 0 (torch gives 0/0 = NaN there).
 result, 1e-10 with shorter series for a narrower one); libm's scalar ``pow`` would cost more than
 the rest of the kernel, and values outside its range go to ``pow``. A block whose every ``d`` lies
 within 2**-6 of ``k`` (the usual case with torch's default ``alpha``) takes a binomial series in
-``d/k - 1`` instead (the forward kernel about twice as fast).
+``t = d/k - 1 = alpha/(size*k) * window sum`` instead (the forward kernel about twice as fast).
 
 Each public kernel has a serial twin, ``kernel.serial``, for inputs too small to split.
 """
