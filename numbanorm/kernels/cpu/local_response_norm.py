@@ -216,7 +216,7 @@ def _binomial_power(d, law, precise, out):
     logarithm or range reduction per element. ``law`` from ``_law``, ``center`` its ``k``.
     """
     center, factor, inverse = law[2], law[4], law[5]
-    c = law[8:]
+    c = law[8:18]
     for i in range(d.size):
         out[i] = factor * _binomial_series((d[i] - center) * inverse, c, precise)
 
@@ -317,9 +317,9 @@ def _powers(v, channels, size, law, floor_mean, precise, d, s, mantissa, exponen
 @cpu_helper
 def _law(size, alpha, beta, k):
     """The floats the blocks take: ``alpha``, ``beta``, ``k``, ``alpha/size``, ``k**-beta``,
-    ``1/k``, ``alpha/(size*k)`` (``t`` per window sum), ``_NEAR``, then the binomial
-    coefficients ``1, c_1 .. c_9``; one tuple of one type, as a parallel loop takes its
-    arguments.
+    ``1/k``, ``alpha/(size*k)`` (``t`` per window sum), ``_NEAR``, the binomial coefficients
+    ``1, c_1 .. c_9``, then ``2*alpha*beta/size`` (the backward's); one tuple of one type, as a
+    parallel loop takes its arguments.
 
     A kernel computes it once, before its parallel loop, and hands it in: there LLVM sees
     values it cannot fold. Computed in the block, fast-math reassociation moved their divisions
@@ -329,7 +329,7 @@ def _law(size, alpha, beta, k):
     slope = alpha / size
     return (
         alpha, beta, k, slope, k**-beta, 1.0 / k, slope / k, _NEAR, 1.0,
-        *_binomial_coefficients(beta),
+        *_binomial_coefficients(beta), 2.0 * alpha * beta / size,
     )  # fmt: skip
 
 
@@ -348,7 +348,7 @@ def _law_as(law, y):
         a[j] = value
     return (
         a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
-        a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17],
+        a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18],
     )  # fmt: skip
 
 
@@ -425,7 +425,7 @@ def _forward_block(xb, buffers, size, law, floor_mean, precise):
     back ``d`` and ``s``.
     """
     factor, ratio = law[4], law[6]
-    c = law[8:]
+    c = law[8:18]
     channels, width = xb.shape
     v, q, d, s, mantissa, exponent = _scratch(buffers, channels, width, size)
     _window_squares(xb, size, v, q)
@@ -581,7 +581,7 @@ def _forward_columns(x, i, start, stop, size, law, precise, ring, y):
     the columns again from ``x`` (``y`` must not overlap ``x``).
     """
     factor, ratio, near = law[4], law[6], law[7]
-    coefficients = law[8:]
+    coefficients = law[8:18]
     channels = x.shape[1]
     before, after = _clipped(size, channels)[:2]
     w = before + 1 + after
@@ -612,6 +612,80 @@ def _forward_columns(x, i, start, stop, size, law, precise, ring, y):
             t = total * ratio
             outside += zero if abs(t) <= near else one
             out[b] = source[b] * (factor * _binomial_series(t, coefficients, precise))
+    return outside == zero
+
+
+@cpu_helper
+def _backward_columns(dy, x, i, start, stop, size, law, precise, ring, dx):
+    """The input's gradient of columns ``[start, stop)`` of sample ``i`` of ``(N, C, S)`` views,
+    along their channel rows as ``_forward_columns`` (``law`` from ``_law_as``, in the output's
+    precision), where the binomial series takes every ``t``. Returns whether it applied; known
+    only at the end: if not, the caller computes the columns again from ``dy`` and ``x`` (``dx``
+    must overlap neither).
+
+    ``ring`` holds three rings of 8 rows and a zero row (``26 * (stop - start)`` values of
+    ``dx``'s dtype): the squares, the terms ``g*s*x/d`` of the outputs, and ``g*s``. Step ``c``
+    squares channel ``c + after``, forms channel ``c``'s power and terms, and writes the
+    gradient of channel ``c - before``, whose reversed window of terms is then complete.
+    """
+    k, slope, factor, ratio, near = law[2], law[3], law[4], law[6], law[7]
+    coefficients, coefficient = law[8:18], law[18]
+    channels = x.shape[1]
+    before, after = _clipped(size, channels)[:2]
+    w = before + 1 + after
+    # alpha or beta 0: the blocks give torch's exact g*s whatever the terms (inf or NaN).
+    if w > _DIRECT_WINDOW or coefficient == 0.0 or not _series_may_apply(law):
+        return False
+    rows = _block(ring.view(dx.dtype), 3 * _DIRECT_WINDOW + 2, stop - start)
+    squares = rows[: _DIRECT_WINDOW + 1]
+    terms = rows[_DIRECT_WINDOW + 1 : 2 * _DIRECT_WINDOW + 2]
+    scaled = rows[2 * _DIRECT_WINDOW + 2 :]
+    squares[_DIRECT_WINDOW] = 0.0
+    terms[_DIRECT_WINDOW] = 0.0
+    for c in range(after):
+        _squares(x[i, c, start:stop], squares[(before + c) % _DIRECT_WINDOW])
+    one = coefficients[0]
+    zero = one - one
+    outside = zero  # in law's dtype, as in _series_applies
+    for c in range(channels + before):
+        if c < channels:
+            if c + after < channels:
+                upcoming = squares[(before + c + after) % _DIRECT_WINDOW]
+                _squares(x[i, c + after, start:stop], upcoming)
+            r0 = _window_row(squares, c, 0, w, before, channels)
+            r1 = _window_row(squares, c, 1, w, before, channels)
+            r2 = _window_row(squares, c, 2, w, before, channels)
+            r3 = _window_row(squares, c, 3, w, before, channels)
+            r4 = _window_row(squares, c, 4, w, before, channels)
+            r5 = _window_row(squares, c, 5, w, before, channels)
+            r6 = _window_row(squares, c, 6, w, before, channels)
+            r7 = _window_row(squares, c, 7, w, before, channels)
+            g = dy[i, c, start:stop]
+            source = x[i, c, start:stop]
+            term = terms[(c + after) % _DIRECT_WINDOW]
+            gs = scaled[c % _DIRECT_WINDOW]
+            for b in range(stop - start):
+                total = r0[b] + r1[b] + r2[b] + r3[b] + r4[b] + r5[b] + r6[b] + r7[b]
+                t = total * ratio
+                outside += zero if abs(t) <= near else one
+                gs[b] = g[b] * (factor * _binomial_series(t, coefficients, precise))
+                term[b] = gs[b] * source[b] / (k + slope * total)
+        j = c - before
+        if j >= 0:
+            u0 = _window_row(terms, j, 0, w, after, channels)
+            u1 = _window_row(terms, j, 1, w, after, channels)
+            u2 = _window_row(terms, j, 2, w, after, channels)
+            u3 = _window_row(terms, j, 3, w, after, channels)
+            u4 = _window_row(terms, j, 4, w, after, channels)
+            u5 = _window_row(terms, j, 5, w, after, channels)
+            u6 = _window_row(terms, j, 6, w, after, channels)
+            u7 = _window_row(terms, j, 7, w, after, channels)
+            source = x[i, j, start:stop]
+            gs = scaled[j % _DIRECT_WINDOW]
+            out = dx[i, j, start:stop]
+            for b in range(stop - start):
+                total = u0[b] + u1[b] + u2[b] + u3[b] + u4[b] + u5[b] + u6[b] + u7[b]
+                out[b] = gs[b] - coefficient * source[b] * total
     return outside == zero
 
 
@@ -670,7 +744,7 @@ def _forward_rows(x, start, width, size, law, precise, buffers, y):
     vectorize.
     """
     factor, ratio, near = law[4], law[6], law[7]
-    coefficients = law[8:]
+    coefficients = law[8:18]
     s, channels = x.shape[1], x.shape[2]
     before, after = _clipped(size, channels)[:2]
     w = before + 1 + after
@@ -735,26 +809,34 @@ def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
 
 @cpu_kernel
 def local_response_norm_backward_ncs(dy, x, size, alpha, beta, k, dx):
-    """The input's gradient of local_response_norm on ``(N, C, S)`` views, into ``dx``: one pass
-    that recomputes the window sums and ``d**-beta`` from ``x`` (nothing saved by the forward)."""
+    """The input's gradient of local_response_norm on ``(N, C, S)`` views, into ``dx``, which must
+    overlap neither ``dy`` nor ``x``: one pass that recomputes the window sums and ``d**-beta``
+    from ``x`` (nothing saved by the forward)."""
     n, channels, s = x.shape
     block = _ncs_block(channels)
-    per_sample = _blocks(s, block)
+    span = block * max(_WALK_BYTES // (block * dx.itemsize), 1)
+    per_sample = _blocks(s, span)
     tasks = n * per_sample
     lanes = min(tasks, _LANES)
     precise = dx.itemsize >= 8  # a float64 result; float32 needs fewer digits
     law = _law(size, alpha, beta, k)
+    direct = _law_as(law, dx)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, block, size)
+        ring = np.empty((3 * _DIRECT_WINDOW + 2) * span * dx.itemsize // 8 + 1)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
-            i, start, stop = _ncs_span(t, per_sample, block, s)
-            xb = _block(buffers[0], channels, stop - start)
-            gb = _block(buffers[1], channels, stop - start)
-            _gather_columns(x, i, start, xb)
-            _gather_columns(dy, i, start, gb)
-            _backward_block(gb, xb, buffers, size, law, precise)
-            _scatter_columns(gb, i, start, dx)
+            i, start, stop = _ncs_span(t, per_sample, span, s)
+            if _backward_columns(dy, x, i, start, stop, size, direct, precise, ring, dx):
+                continue
+            for first in range(start, stop, block):
+                width = min(block, stop - first)
+                xb = _block(buffers[0], channels, width)
+                gb = _block(buffers[1], channels, width)
+                _gather_columns(x, i, first, xb)
+                _gather_columns(dy, i, first, gb)
+                _backward_block(gb, xb, buffers, size, law, precise)
+                _scatter_columns(gb, i, first, dx)
 
 
 @cpu_kernel

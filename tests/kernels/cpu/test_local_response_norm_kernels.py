@@ -17,6 +17,7 @@ from numbanorm.kernels.cpu import (
 )
 from numbanorm.kernels.cpu.local_response_norm import (
     _NEAR,
+    _backward_block,
     _binomial_power,
     _forward_block,
     _forward_columns,
@@ -382,3 +383,52 @@ def test_float32_direct_forwards_within_two_ulps(layout, size):
         want = reference(x, layout, size, 1e-4, 0.75, 1.0)
         spacing = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
         assert np.max(np.abs(y - want) / spacing) <= ulps, (scale, layout, size)
+
+
+def _backward_blocks(dy, x, size, alpha):
+    """dx of (N, C, S) float64 arrays by the blocks alone, in the kernel's blocks of columns."""
+    n, channels, s = x.shape
+    width = _ncs_block(channels)
+    buffers = _lane_buffers(channels, width, size)
+    law = _law(size, alpha, 0.75, 1.0)
+    dx = np.empty_like(x)
+    for i in range(n):
+        for start in range(0, s, width):
+            xb = x[i, :, start : start + width].copy()
+            gb = dy[i, :, start : start + width].copy()
+            _backward_block(gb, xb, buffers, size, law, True)
+            dx[i, :, start : start + width] = gb
+    return dx
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8])
+def test_ncs_backward_columns_match_the_blocks(size):
+    """The contiguous backward walks the channel rows of its columns (squares, terms and
+    ``g*s`` in rings of rows) when the binomial series applies: within float64 rounding of the
+    blocks, and within float32's tolerance of them for float32. A task that leaves the series'
+    range (sample 1 here) is computed again as blocks: their bits."""
+    rng = np.random.default_rng(size)
+    x, dy = rng.standard_normal((2, 2, 33, 700))
+    x[1, 7, 9] = 1e4
+    blocks = _backward_blocks(dy, x, size, 1e-4)
+    dx = np.empty_like(x)
+    local_response_norm_backward_ncs(dy, x, size, 1e-4, 0.75, 1.0, dx)
+    np.testing.assert_array_equal(dx[1], blocks[1])
+    np.testing.assert_allclose(dx[0], blocks[0], rtol=1e-14, atol=1e-15)
+    x32, dy32 = x[:1].astype(np.float32), dy[:1].astype(np.float32)
+    dx32 = np.empty_like(x32)
+    local_response_norm_backward_ncs(dy32, x32, size, 1e-4, 0.75, 1.0, dx32)
+    want = _backward_blocks(dy32.astype(np.float64), x32.astype(np.float64), size, 1e-4)
+    assert_close(dx32, want.astype(np.float32), "dx float32")
+
+
+@pytest.mark.parametrize("layout", ["ncs", "nsc"])
+def test_backward_without_alpha_is_exactly_g_times_s(layout):
+    """With alpha 0, d is k whatever x: torch's gradient is exactly ``dy * k**-beta``, an inf in
+    ``dy`` only where it is (no ``0 * inf`` from the window's terms)."""
+    x = _view(layout, 2, 9, 70, 1)
+    dy = _view(layout, 2, 9, 70, 2)
+    dy.reshape(-1)[100] = np.inf
+    dx = np.empty_like(x)
+    KERNELS[layout][1](dy, x, 5, 0.0, 0.75, 2.0, dx)
+    np.testing.assert_array_equal(dx, dy * 2.0**-0.75)
