@@ -10,14 +10,14 @@ count_include_pad). The input is a 3-D view in one of two layouts, as the BatchN
 Any strides are correct. Each task copies a block of columns (one ``(n, s)`` position each) into a
 float64 ``(C, B)`` buffer, so that everything after the copy runs on contiguous rows of ``B``
 columns that vectorize, whatever the layout; tasks never share a sum, so the results are the same
-bits whatever the thread count. The forwards skip the copy where they can: windows of up to
+bits whatever the thread count. The kernels skip the copy where they can: windows of up to
 ``_DIRECT_WINDOW`` channels whose powers take the binomial series run along each channels-last
-row (``_forward_rows``) or down each contiguous task's channel rows (``_forward_columns``), with
-the same operations in the same order as the block, in the output's precision: a float32 output
-is computed in float32 there (twice the lanes of float64, within 2 float32 ulps of the float64
-result), the same bits in both layouts; a float64 one has the block's bits. Whether the series
-applies is known when a task's output is written: if it does not, the task is computed again as
-blocks, so the forwards' ``y`` must not overlap ``x``.
+row (``_forward_rows``, ``_backward_rows``) or down each contiguous task's channel rows
+(``_forward_columns``, ``_backward_columns``), in the output's precision: a float32 output is
+computed in float32 there (twice the lanes of float64; a forward within 2 float32 ulps of the
+float64 result, the same bits in both layouts); a float64 forward has the block's bits. Whether
+the series applies is known when a task's output is written: if it does not, the task is
+computed again as blocks, so an output must not overlap an input.
 
 Windows of up to ``_DIRECT_WINDOW`` channels are summed directly, in one pass. Longer ones are
 van Herk / Gil-Werman block sums, not a running sum that adds the entering value and subtracts
@@ -782,6 +782,74 @@ def _forward_rows(x, start, width, size, law, precise, buffers, y):
     return outside == zero
 
 
+@cpu_helper
+def _backward_rows(dy, x, start, width, size, law, precise, buffers, dx):
+    """The input's gradient of rows ``[start, start + width)`` of ``(N, S, C)`` views, along each
+    row as ``_forward_rows`` (``law`` from ``_law_as``, in the output's precision), where the
+    binomial series takes every ``t``. Returns whether it applied; known only at the end: if not,
+    the caller computes the rows again from ``dy`` and ``x`` (``dx`` must overlap neither).
+
+    Per row: the squares into a zero-padded row, the power, ``g*s`` and the terms ``g*s*x/d``
+    into a second padded row, then each gradient from its reversed window of terms, both windows
+    8 shifted loads as in ``_forward_rows``.
+    """
+    k, slope, factor, ratio, near = law[2], law[3], law[4], law[6], law[7]
+    coefficients, coefficient = law[8:18], law[18]
+    s, channels = x.shape[1], x.shape[2]
+    before, after = _clipped(size, channels)[:2]
+    w = before + 1 + after
+    # alpha or beta 0: the blocks give torch's exact g*s whatever the terms (inf or NaN).
+    if w > _DIRECT_WINDOW or coefficient == 0.0 or not _series_may_apply(law):
+        return False
+    padded = before + channels + _DIRECT_WINDOW
+    scratch = buffers[3].view(dx.dtype)
+    p = scratch[:padded]
+    z = scratch[padded : 2 * padded]
+    u = scratch[2 * padded : 3 * padded]
+    gs = scratch[3 * padded : 3 * padded + channels]
+    p[:] = 0.0
+    z[:] = 0.0
+    u[:] = 0.0
+    q1, q2, q3 = (p if w > 1 else z), (p if w > 2 else z), (p if w > 3 else z)
+    q4, q5, q6 = (p if w > 4 else z), (p if w > 5 else z), (p if w > 6 else z)
+    q7 = p if w > 7 else z
+    v1, v2, v3 = (u if w > 1 else z), (u if w > 2 else z), (u if w > 3 else z)
+    v4, v5, v6 = (u if w > 4 else z), (u if w > 5 else z), (u if w > 6 else z)
+    v7 = u if w > 7 else z
+    one = coefficients[0]
+    zero = one - one
+    outside = zero  # in law's dtype, as in _series_applies
+    first = np.uint64(before)
+    shift = np.uint64(after)
+    for b in range(width):
+        i = (start + b) // s
+        j = start + b - i * s
+        source = x[i, j]
+        g = dy[i, j]
+        out = dx[i, j]
+        for c in range(np.uint64(channels)):
+            p[c + first] = source[c]
+            p[c + first] *= p[c + first]
+        for c in range(np.uint64(channels)):
+            total = (
+                p[c] + q1[c + np.uint64(1)] + q2[c + np.uint64(2)] + q3[c + np.uint64(3)]
+                + q4[c + np.uint64(4)] + q5[c + np.uint64(5)] + q6[c + np.uint64(6)]
+                + q7[c + np.uint64(7)]
+            )  # fmt: skip
+            t = total * ratio
+            outside += zero if abs(t) <= near else one
+            gs[c] = g[c] * (factor * _binomial_series(t, coefficients, precise))
+            u[c + shift] = gs[c] * source[c] / (k + slope * total)
+        for c in range(np.uint64(channels)):
+            terms = (
+                u[c] + v1[c + np.uint64(1)] + v2[c + np.uint64(2)] + v3[c + np.uint64(3)]
+                + v4[c + np.uint64(4)] + v5[c + np.uint64(5)] + v6[c + np.uint64(6)]
+                + v7[c + np.uint64(7)]
+            )  # fmt: skip
+            out[c] = gs[c] - coefficient * source[c] * terms
+    return outside == zero
+
+
 @cpu_kernel
 def local_response_norm_nsc(x, size, alpha, beta, k, floor_mean, y):
     """torch.nn.functional.local_response_norm on an ``(N, S, C)`` view (channels-last), into
@@ -848,12 +916,15 @@ def local_response_norm_backward_nsc(dy, x, size, alpha, beta, k, dx):
     lanes = min(tasks, _LANES)
     precise = dx.itemsize >= 8  # a float64 result; float32 needs fewer digits
     law = _law(size, alpha, beta, k)
+    direct = _law_as(law, dx)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, _BLOCK, size)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
             start = t * _BLOCK
             width = min(_BLOCK, rows - start)
+            if _backward_rows(dy, x, start, width, size, direct, precise, buffers, dx):
+                continue
             xb = _block(buffers[0], channels, width)
             gb = _block(buffers[1], channels, width)
             _gather_rows(x, start, xb)

@@ -432,3 +432,37 @@ def test_backward_without_alpha_is_exactly_g_times_s(layout):
     dx = np.empty_like(x)
     KERNELS[layout][1](dy, x, 5, 0.0, 0.75, 2.0, dx)
     np.testing.assert_array_equal(dx, dy * 2.0**-0.75)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8])
+def test_channels_last_backward_rows_match_the_blocks(size):
+    """The channels-last backward runs along each row (no transposed blocks) when the binomial
+    series applies: within float64 rounding of the blocks, and within float32's tolerance of
+    them for float32. A block of 64 rows that leaves the series' range is computed again as a
+    transposed block: its bits."""
+    rng = np.random.default_rng(size)
+    x, dy = rng.standard_normal((2, 140, 33))  # 140 rows of (N*S, C)
+    x[79, 7] = 1e4  # the block of rows 64 .. 127
+    law = _law(size, 1e-4, 0.75, 1.0)
+    buffers = _lane_buffers(33, 64, size)
+    blocks = np.empty_like(x)
+    for start in range(0, 140, 64):
+        xb = np.ascontiguousarray(x[start : start + 64].T)
+        gb = np.ascontiguousarray(dy[start : start + 64].T)
+        _backward_block(gb, xb, buffers, size, law, True)
+        blocks[start : start + 64] = gb.T
+    dx = np.empty_like(x)
+    local_response_norm_backward_nsc(dy[None], x[None], size, 1e-4, 0.75, 1.0, dx[None])
+    np.testing.assert_array_equal(dx[64:128], blocks[64:128])
+    np.testing.assert_allclose(dx, blocks, rtol=1e-14, atol=1e-15)
+    x32, dy32 = x.astype(np.float32), dy.astype(np.float32)
+    x32[79, 7] = 0.0
+    dx32 = np.empty_like(x32)
+    local_response_norm_backward_nsc(dy32[None], x32[None], size, 1e-4, 0.75, 1.0, dx32[None])
+    want = np.empty_like(x)
+    for start in range(0, 140, 64):
+        xb = np.ascontiguousarray(x32[start : start + 64].T, np.float64)
+        gb = np.ascontiguousarray(dy32[start : start + 64].T, np.float64)
+        _backward_block(gb, xb, buffers, size, law, True)
+        want[start : start + 64] = gb.T
+    assert_close(dx32, want.astype(np.float32), "dx float32")
