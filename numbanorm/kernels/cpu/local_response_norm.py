@@ -552,14 +552,61 @@ def _lane_tasks(lane, tasks, lanes):
 
 
 @cpu_helper
-def _window_row(rows, c, j, w, before, channels):
-    """Row ``j`` of the window of output channel ``c`` in the ring ``rows`` of
-    ``_forward_columns``: the squares of channel ``c + j - before`` in slot ``(c + j) % 8``, or
-    the zero row (the last) past the window (``j >= w``) or off the channel axis."""
-    r = c + j
-    if j < w and before <= r < before + channels:
-        return rows[r % _DIRECT_WINDOW]
+def _window_row(rows, r, j, w, before, channels):
+    """Row ``j`` of the window at padded row ``r`` of a ring ``rows`` of 8 rows and a zero row
+    (the last): the row of channel ``r + j - before`` in slot ``(r + j) % 8``, or the zero row
+    past the window (``j >= w``) or off the channel axis."""
+    q = r + j
+    if j < w and before <= q < before + channels:
+        return rows[q % _DIRECT_WINDOW]
     return rows[_DIRECT_WINDOW]
+
+
+@cpu_helper
+def _window_rows(rows, r, w, before, channels):
+    """The 8 rows of the window at padded row ``r`` of a ring (see ``_window_row``)."""
+    return (
+        _window_row(rows, r, 0, w, before, channels),
+        _window_row(rows, r, 1, w, before, channels),
+        _window_row(rows, r, 2, w, before, channels),
+        _window_row(rows, r, 3, w, before, channels),
+        _window_row(rows, r, 4, w, before, channels),
+        _window_row(rows, r, 5, w, before, channels),
+        _window_row(rows, r, 6, w, before, channels),
+        _window_row(rows, r, 7, w, before, channels),
+    )
+
+
+@cpu_helper
+def _row_sum(window, b):
+    """Column ``b`` of the 8 rows of ``window`` summed in order: rows past the window are
+    zeros, and adding 0 keeps the bits of the shorter sum."""
+    return (
+        window[0][b] + window[1][b] + window[2][b] + window[3][b]
+        + window[4][b] + window[5][b] + window[6][b] + window[7][b]
+    )  # fmt: skip
+
+
+@cpu_helper
+def _shifts(p, z, w):
+    """The rows whose ``c + j``-th values (``j = 1 .. 7``) are the window's ``j``-th: the padded
+    row ``p`` inside the window, the zeros ``z`` past it."""
+    return (
+        p if w > 1 else z, p if w > 2 else z, p if w > 3 else z, p if w > 4 else z,
+        p if w > 5 else z, p if w > 6 else z, p if w > 7 else z,
+    )  # fmt: skip
+
+
+@cpu_helper
+def _shifted_sum(p, q, c):
+    """The window starting at ``c`` of the padded row ``p``, ``q`` from ``_shifts``, summed in
+    order. ``c`` unsigned: an index with an offset would keep numba's wraparound test for
+    negative indices in the loop, which then does not vectorize."""
+    return (
+        p[c] + q[0][c + np.uint64(1)] + q[1][c + np.uint64(2)] + q[2][c + np.uint64(3)]
+        + q[3][c + np.uint64(4)] + q[4][c + np.uint64(5)] + q[5][c + np.uint64(6)]
+        + q[6][c + np.uint64(7)]
+    )  # fmt: skip
 
 
 @cpu_helper
@@ -597,19 +644,11 @@ def _forward_columns(x, i, start, stop, size, law, precise, ring, y):
     for c in range(channels):
         if c + after < channels:
             _squares(x[i, c + after, start:stop], rows[(before + c + after) % _DIRECT_WINDOW])
-        r0 = _window_row(rows, c, 0, w, before, channels)
-        r1 = _window_row(rows, c, 1, w, before, channels)
-        r2 = _window_row(rows, c, 2, w, before, channels)
-        r3 = _window_row(rows, c, 3, w, before, channels)
-        r4 = _window_row(rows, c, 4, w, before, channels)
-        r5 = _window_row(rows, c, 5, w, before, channels)
-        r6 = _window_row(rows, c, 6, w, before, channels)
-        r7 = _window_row(rows, c, 7, w, before, channels)
+        window = _window_rows(rows, c, w, before, channels)
         source = x[i, c, start:stop]
         out = y[i, c, start:stop]
         for b in range(stop - start):
-            total = r0[b] + r1[b] + r2[b] + r3[b] + r4[b] + r5[b] + r6[b] + r7[b]
-            t = total * ratio
+            t = _row_sum(window, b) * ratio
             outside += zero if abs(t) <= near else one
             out[b] = source[b] * (factor * _binomial_series(t, coefficients, precise))
     return outside == zero
@@ -652,40 +691,25 @@ def _backward_columns(dy, x, i, start, stop, size, law, precise, ring, dx):
             if c + after < channels:
                 upcoming = squares[(before + c + after) % _DIRECT_WINDOW]
                 _squares(x[i, c + after, start:stop], upcoming)
-            r0 = _window_row(squares, c, 0, w, before, channels)
-            r1 = _window_row(squares, c, 1, w, before, channels)
-            r2 = _window_row(squares, c, 2, w, before, channels)
-            r3 = _window_row(squares, c, 3, w, before, channels)
-            r4 = _window_row(squares, c, 4, w, before, channels)
-            r5 = _window_row(squares, c, 5, w, before, channels)
-            r6 = _window_row(squares, c, 6, w, before, channels)
-            r7 = _window_row(squares, c, 7, w, before, channels)
+            window = _window_rows(squares, c, w, before, channels)
             g = dy[i, c, start:stop]
             source = x[i, c, start:stop]
             term = terms[(c + after) % _DIRECT_WINDOW]
             gs = scaled[c % _DIRECT_WINDOW]
             for b in range(stop - start):
-                total = r0[b] + r1[b] + r2[b] + r3[b] + r4[b] + r5[b] + r6[b] + r7[b]
+                total = _row_sum(window, b)
                 t = total * ratio
                 outside += zero if abs(t) <= near else one
                 gs[b] = g[b] * (factor * _binomial_series(t, coefficients, precise))
                 term[b] = gs[b] * source[b] / (k + slope * total)
         j = c - before
         if j >= 0:
-            u0 = _window_row(terms, j, 0, w, after, channels)
-            u1 = _window_row(terms, j, 1, w, after, channels)
-            u2 = _window_row(terms, j, 2, w, after, channels)
-            u3 = _window_row(terms, j, 3, w, after, channels)
-            u4 = _window_row(terms, j, 4, w, after, channels)
-            u5 = _window_row(terms, j, 5, w, after, channels)
-            u6 = _window_row(terms, j, 6, w, after, channels)
-            u7 = _window_row(terms, j, 7, w, after, channels)
+            window = _window_rows(terms, j, w, after, channels)
             source = x[i, j, start:stop]
             gs = scaled[j % _DIRECT_WINDOW]
             out = dx[i, j, start:stop]
             for b in range(stop - start):
-                total = u0[b] + u1[b] + u2[b] + u3[b] + u4[b] + u5[b] + u6[b] + u7[b]
-                out[b] = gs[b] - coefficient * source[b] * total
+                out[b] = gs[b] - coefficient * source[b] * _row_sum(window, b)
     return outside == zero
 
 
@@ -755,9 +779,7 @@ def _forward_rows(x, start, width, size, law, precise, buffers, y):
     z = buffers[3].view(y.dtype)[padded : 2 * padded]
     p[:] = 0.0
     z[:] = 0.0
-    q1, q2, q3 = (p if w > 1 else z), (p if w > 2 else z), (p if w > 3 else z)
-    q4, q5, q6 = (p if w > 4 else z), (p if w > 5 else z), (p if w > 6 else z)
-    q7 = p if w > 7 else z
+    q = _shifts(p, z, w)
     one = coefficients[0]
     zero = one - one
     outside = zero  # in law's dtype, as in _series_applies
@@ -771,11 +793,7 @@ def _forward_rows(x, start, width, size, law, precise, buffers, y):
             p[c + first] = source[c]
             p[c + first] *= p[c + first]
         for c in range(np.uint64(channels)):
-            total = (
-                p[c] + q1[c + np.uint64(1)] + q2[c + np.uint64(2)] + q3[c + np.uint64(3)]
-                + q4[c + np.uint64(4)] + q5[c + np.uint64(5)] + q6[c + np.uint64(6)]
-                + q7[c + np.uint64(7)]
-            )  # fmt: skip
+            total = _shifted_sum(p, q, c)
             t = total * ratio
             outside += zero if abs(t) <= near else one
             out[c] = source[c] * (factor * _binomial_series(t, coefficients, precise))
@@ -810,12 +828,8 @@ def _backward_rows(dy, x, start, width, size, law, precise, buffers, dx):
     p[:] = 0.0
     z[:] = 0.0
     u[:] = 0.0
-    q1, q2, q3 = (p if w > 1 else z), (p if w > 2 else z), (p if w > 3 else z)
-    q4, q5, q6 = (p if w > 4 else z), (p if w > 5 else z), (p if w > 6 else z)
-    q7 = p if w > 7 else z
-    v1, v2, v3 = (u if w > 1 else z), (u if w > 2 else z), (u if w > 3 else z)
-    v4, v5, v6 = (u if w > 4 else z), (u if w > 5 else z), (u if w > 6 else z)
-    v7 = u if w > 7 else z
+    q = _shifts(p, z, w)
+    v = _shifts(u, z, w)
     one = coefficients[0]
     zero = one - one
     outside = zero  # in law's dtype, as in _series_applies
@@ -831,22 +845,13 @@ def _backward_rows(dy, x, start, width, size, law, precise, buffers, dx):
             p[c + first] = source[c]
             p[c + first] *= p[c + first]
         for c in range(np.uint64(channels)):
-            total = (
-                p[c] + q1[c + np.uint64(1)] + q2[c + np.uint64(2)] + q3[c + np.uint64(3)]
-                + q4[c + np.uint64(4)] + q5[c + np.uint64(5)] + q6[c + np.uint64(6)]
-                + q7[c + np.uint64(7)]
-            )  # fmt: skip
+            total = _shifted_sum(p, q, c)
             t = total * ratio
             outside += zero if abs(t) <= near else one
             gs[c] = g[c] * (factor * _binomial_series(t, coefficients, precise))
             u[c + shift] = gs[c] * source[c] / (k + slope * total)
         for c in range(np.uint64(channels)):
-            terms = (
-                u[c] + v1[c + np.uint64(1)] + v2[c + np.uint64(2)] + v3[c + np.uint64(3)]
-                + v4[c + np.uint64(4)] + v5[c + np.uint64(5)] + v6[c + np.uint64(6)]
-                + v7[c + np.uint64(7)]
-            )  # fmt: skip
-            out[c] = gs[c] - coefficient * source[c] * terms
+            out[c] = gs[c] - coefficient * source[c] * _shifted_sum(u, v, c)
     return outside == zero
 
 
