@@ -448,12 +448,11 @@ def _backward_block(gb, xb, buffers, size, law, precise):
     ``dx_j = g_j s_j - (2 alpha beta / size) x_j * sum over the outputs i whose window holds j of
     g_i x_i s_i / d_i``: those i are j - (size-1)//2 .. j + size//2, the window reversed.
     """
-    alpha, beta = law[:2]
+    coefficient = law[18]
     channels, width = xb.shape
     v, q, d, s, mantissa, exponent = _scratch(buffers, channels, width, size)
     _window_squares(xb, size, v, q)
     _powers(v, channels, size, law, False, precise, d, s, mantissa, exponent)
-    coefficient = 2.0 * alpha * beta / size
     if coefficient == 0.0:
         # alpha or beta 0: d does not depend on x (torch's pow backward gives exact zeros).
         for c in range(channels):
@@ -737,7 +736,7 @@ def local_response_norm_ncs(x, size, alpha, beta, k, floor_mean, y):
     direct = _law_as(law, y)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, block, size)
-        ring = np.empty((_DIRECT_WINDOW + 1) * span * y.itemsize // 8 + 1)
+        ring = np.empty((_DIRECT_WINDOW + 1) * min(span, s) * y.itemsize // 8 + 1)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
             i, start, stop = _ncs_span(t, per_sample, span, s)
@@ -896,7 +895,7 @@ def local_response_norm_backward_ncs(dy, x, size, alpha, beta, k, dx):
     direct = _law_as(law, dx)
     for lane in prange(lanes):
         buffers = _lane_buffers(channels, block, size)
-        ring = np.empty((3 * _DIRECT_WINDOW + 2) * span * dx.itemsize // 8 + 1)
+        ring = np.empty((3 * _DIRECT_WINDOW + 2) * min(span, s) * dx.itemsize // 8 + 1)
         start_task, stop_task = _lane_tasks(lane, tasks, lanes)
         for t in range(start_task, stop_task):
             i, start, stop = _ncs_span(t, per_sample, span, s)
